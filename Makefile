@@ -1,0 +1,48 @@
+# Face liveness service — developer entry points. `make help` lists them.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+DATA   ?= ../shared/data
+STAMP  := $(VENV)/.installed
+
+.PHONY: help setup run test lint bench train-quality evaluate-quality clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## Create .venv and install the project with its test tools
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip "setuptools<82" wheel
+	$(BIN)/pip install -q -e ".[test]"
+	# face_recognition declares a plain `dlib` requirement (a 17-minute source build);
+	# dlib-bin (a wheel) is already installed, so install it without dependencies.
+	$(BIN)/pip install -q --no-deps "face_recognition==1.3.0"
+	touch $(STAMP)
+
+run: setup  ## Install, then score a sample image in-process (the HTTP service arrives with issue #3)
+	$(BIN)/python -c "import skimage.data as d, PIL.Image as I; I.fromarray(d.astronaut()).save('/tmp/liveness-sample.jpg', quality=92)"
+	$(BIN)/liveness score /tmp/liveness-sample.jpg --json
+
+test: setup  ## Lint and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: setup  ## ruff only
+	$(BIN)/ruff check .
+
+bench: setup  ## Print the hot-path benchmarks
+	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/faces.py
+
+train-quality: setup  ## Retrain the shipped W-IQA model from $(DATA)
+	$(BIN)/liveness train quality --data $(DATA)/nuaa_train --data $(DATA)/replay_dev --out models/quality
+
+evaluate-quality: setup  ## ISO report of the shipped pipeline on $(DATA) (in-sample: see the model card)
+	$(BIN)/liveness evaluate --data $(DATA)/nuaa_train --data $(DATA)/replay_dev --out runs/evaluate
+
+clean:  ## Remove caches (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache .cache runs

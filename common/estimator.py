@@ -1,0 +1,127 @@
+"""The estimator contract every liveness test follows (after bob.pad.face).
+
+Each test is an sklearn-style classifier — ``fit`` / ``predict_proba`` — that can
+also ``save`` itself to a folder as plain numbers (JSON/NPZ, never pickle, so that
+loading a model cannot run code) and ``load`` it back. Fusion, evaluation and the
+CLI therefore treat all tests alike. ``predict_proba`` columns follow ``classes_``
+which is always ``[0, 1]`` = ``[attack, live]``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from common.errors import ModelError
+
+ATTACK, LIVE = 0, 1
+MODEL_FILE = "model.json"
+
+
+@dataclass
+class ModelInfo:
+    """What a model file says about itself; echoed in every result and the model card."""
+
+    test: str
+    name: str
+    version: str
+    threshold: float = 0.5
+    threshold_rule: str = "default 0.5"
+    trained_on: list[str] = field(default_factory=list)
+    created: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LivenessEstimator(BaseEstimator, ClassifierMixin, ABC):
+    """Base class: binary live-vs-attack classifier with safe persistence."""
+
+    #: The liveness test this estimator implements (``quality``, ``cnn`` …).
+    test_name: ClassVar[str] = ""
+    #: Bumped when the saved format changes incompatibly.
+    format_version: ClassVar[int] = 1
+
+    info: ModelInfo | None
+
+    @abstractmethod
+    def fit(self, X: Any, y: Any) -> Self:
+        """Learn from inputs ``X`` and labels ``y`` (1 live, 0 attack)."""
+
+    @abstractmethod
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Return an (n, 2) array: P(attack), P(live)."""
+
+    @abstractmethod
+    def _to_arrays(self) -> dict[str, Any]:
+        """The fitted state as JSON-serialisable numbers."""
+
+    @abstractmethod
+    def _from_arrays(self, state: dict[str, Any]) -> None:
+        """Restore the fitted state written by :meth:`_to_arrays`."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Hard labels at the model's calibrated threshold (not at 0.5)."""
+        threshold = self.info.threshold if self.info else 0.5
+        return (self.predict_proba(X)[:, LIVE] >= threshold).astype(int)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.json`` into ``folder`` and return its path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "format": f"{type(self).__module__}.{type(self).__qualname__}",
+            "format_version": self.format_version,
+            "info": self.info.to_dict() if self.info else None,
+            "params": self.get_params(deep=False),
+            "state": self._to_arrays(),
+        }
+        path = folder / MODEL_FILE
+        path.write_text(json.dumps(doc, indent=1, default=_json_default))
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Self:
+        """Read a folder written by :meth:`save`; :class:`ModelError` if it is not one."""
+        path = Path(folder)
+        if path.is_dir():
+            path = path / MODEL_FILE
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ModelError(f"no model file at {path}") from exc
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path} is not a readable model file: {exc}") from exc
+        expected = f"{cls.__module__}.{cls.__qualname__}"
+        if doc.get("format") != expected:
+            raise ModelError(f"{path} holds a {doc.get('format')!r} model, not {expected!r}")
+        if doc.get("format_version") != cls.format_version:
+            raise ModelError(
+                f"{path} has format version {doc.get('format_version')}; "
+                f"this code reads version {cls.format_version}"
+            )
+        model = cls(**doc.get("params", {}))
+        try:
+            model._from_arrays(doc["state"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path} is missing or has malformed fitted state: {exc}") from exc
+        model.info = ModelInfo(**doc["info"]) if doc.get("info") else None
+        return model
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

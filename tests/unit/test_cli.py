@@ -1,0 +1,138 @@
+"""The `liveness` command end to end on a small generated dataset: train → score → evaluate."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from skimage import data
+
+from common.cli import main
+from common.imageio import load_image
+from workers.pipeline import load_tests, score_image
+from workers.quality.model import QualityClassifier
+
+SCENES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
+
+
+def _scene(name: str, rng: np.random.Generator) -> np.ndarray:
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.dstack([img] * 3)
+    img = np.ascontiguousarray(img[..., :3])
+    h, w = img.shape[:2]
+    y, x = rng.integers(0, h // 4), rng.integers(0, w // 4)
+    return cv2.resize(img[y : y + 3 * h // 4, x : x + 3 * w // 4], (320, 240),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _recapture(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A crude print/screen recapture: blur, moiré-like stripes, noise."""
+    out = cv2.GaussianBlur(rgb, (0, 0), 1.6).astype(np.float32)
+    yy, xx = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
+    out += 8 * np.sin(0.9 * xx + 0.4 * yy)[..., None]
+    out += rng.normal(0, 3, out.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _write(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> list[Path]:
+    """Two 'collections' as folder+TSV datasets, 12 live and 12 attacks each."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    paths = []
+    for coll in ("alpha", "beta"):
+        folder = root / coll
+        rows = ["path\tlabel\tattack_type\tsubject\tcollection"]
+        for i in range(12):
+            live = _scene(SCENES[i % len(SCENES)], rng)
+            _write(folder / "live" / f"{i}.jpg", live)
+            _write(folder / "spoof" / f"{i}.jpg", _recapture(live, rng))
+            rows.append(f"live/{i}.jpg\tlive\tnone\t{coll}_{i % 3}\t{coll}")
+            rows.append(f"spoof/{i}.jpg\tspoof\tprint\t{coll}_{i % 3}\t{coll}")
+        (root / f"{coll}.tsv").write_text("\n".join(rows) + "\n")
+        paths.append(folder)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def trained(datasets, tmp_path_factory) -> Path:
+    models = tmp_path_factory.mktemp("models")
+    result = CliRunner().invoke(main, [
+        "train", "quality", *[arg for p in datasets for arg in ("--data", str(p))],
+        "--out", str(models / "quality"), "--cache-dir", str(models / "cache"), "--jobs", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    return models
+
+
+def test_train_writes_model_card_and_validation(trained):
+    folder = trained / "quality"
+    model = QualityClassifier.load(folder)
+    assert model.info is not None and 0.0 < model.info.threshold < 1.0
+    assert model.info.metrics["validation"] == "leave-one-collection-out"
+    assert set(model.info.metrics["per_collection"]) == {"alpha", "beta"}
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "leave-one-collection-out" in card and "| alpha |" in card
+    for name in ("report.md", "report.json", "roc.png", "det.png", "scores.png"):
+        assert (folder / "validation" / name).is_file()
+
+
+def test_score_csv_matches_in_process_pipeline(trained, datasets, tmp_path, monkeypatch):
+    out = tmp_path / "results.csv"
+    result = CliRunner().invoke(main, ["score", str(datasets[0]), "--out", str(out),
+                                       "--models-dir", str(trained)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 24
+    assert {"path", "score_live", "decision", "face_found", "reasons", "seconds",
+            "quality_score"} <= set(rows[0])
+    monkeypatch.setenv("LIVENESS_MODELS_DIR", str(trained))
+    tests = load_tests(["quality"])
+    first = rows[0]
+    expected = score_image(load_image(first["path"]), tests).to_dict()
+    assert float(first["score_live"]) == pytest.approx(expected["score"], abs=1e-6)
+    assert first["decision"] == expected["decision"]
+
+
+def test_score_json_and_bad_files(trained, tmp_path):
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    result = CliRunner().invoke(main, ["score", str(good), str(bad), "--json",
+                                       "--models-dir", str(trained)])
+    assert result.exit_code == 1  # one file could not be scored
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines[0]["result"]["decision"] in ("live", "spoof")
+    assert lines[0]["result"]["tests"]["quality"]["score"] is not None
+    assert lines[1]["result"] is None and lines[1]["error"].startswith("not_an_image")
+
+
+def test_score_unknown_test_is_a_clear_error(trained, tmp_path):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), data.astronaut())
+    result = CliRunner().invoke(main, ["score", str(img), "--tests", "nope",
+                                       "--models-dir", str(trained)])
+    assert result.exit_code != 0 and "unknown test" in result.output
+
+
+def test_evaluate_writes_iso_report(trained, datasets, tmp_path):
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(datasets[1]), "--out", str(out),
+                                       "--models-dir", str(trained), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_bona_fide"] == 12 and report["n_attacks"] == {"print": 12}
+    assert report["threshold"] == 0.5 and report["threshold_source"] == "given"
+    assert len((out / "scores.csv").read_text().splitlines()) == 25

@@ -1,0 +1,30 @@
+"""Training augmentations: valid images, deterministic per seed, and they do degrade."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage import data
+
+from workers.quality.augment import capture_chain, simulated_recapture
+from workers.quality.features import FEATURE_NAMES, extract_features
+
+
+def test_outputs_are_rgb_uint8_and_deterministic():
+    rgb = data.astronaut()
+    for fn in (capture_chain, simulated_recapture):
+        a = fn(rgb, np.random.default_rng(3))
+        b = fn(rgb, np.random.default_rng(3))
+        assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3 and min(a.shape[:2]) >= 64
+        np.testing.assert_array_equal(a, b)
+
+
+def test_recapture_loses_sharpness_and_range():
+    rgb = cv2.resize(data.astronaut(), (640, 480))
+    fake = cv2.resize(simulated_recapture(rgb, np.random.default_rng(0)), (640, 480))
+    sharp = cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+    blurred = cv2.Laplacian(cv2.cvtColor(fake, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+    assert blurred < sharp
+    assert np.ptp(fake) < np.ptp(rgb)
+    features = extract_features(fake)
+    assert features.shape == (len(FEATURE_NAMES),) and np.isfinite(features).all()

@@ -1,0 +1,45 @@
+"""Training-time augmentations that target the collection shift of W-IQA.
+
+Quality measures read the capture chain (sensor noise, scaling, JPEG) as much as
+the attack, so a model learns "which collection" unless every training image is
+pushed through random capture chains. Simulated print/screen recaptures of live
+images add attacks with the artefacts real ones share (blur, compressed gamut,
+moiré or print noise) in every collection. Used for training only, never to test.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def capture_chain(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random rescale (0.5–1.3×), sensor noise (σ ≤ 4) and JPEG (quality 40–95)."""
+    h, w = rgb.shape[:2]
+    factor = rng.uniform(0.5, 1.3)
+    size = (max(64, round(w * factor)), max(64, round(h * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    out = cv2.resize(rgb, size, interpolation=interpolation).astype(np.float32)
+    out += rng.normal(0.0, rng.uniform(0.0, 4.0), out.shape).astype(np.float32)
+    out8 = np.clip(out, 0, 255).astype(np.uint8)
+    quality = int(rng.integers(40, 96))
+    ok, buf = cv2.imencode(".jpg", out8, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV always encodes 8-bit 3-channel arrays
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+def simulated_recapture(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A live image as if printed or shown on a screen and photographed again."""
+    h, w = rgb.shape[:2]
+    out = cv2.GaussianBlur(rgb, (0, 0), rng.uniform(0.6, 1.8)).astype(np.float32)
+    low, high = rng.uniform(10, 40), rng.uniform(200, 245)  # a print/screen's narrower range
+    out = low + out * ((high - low) / 255.0)
+    if rng.random() < 0.5:  # screen: moiré between the pixel grid and the sensor
+        yy, xx = np.mgrid[:h, :w].astype(np.float32)
+        angle, freq = rng.uniform(0, np.pi), rng.uniform(0.5, 2.5)
+        stripes = np.sin(freq * (np.cos(angle) * xx + np.sin(angle) * yy))
+        out += rng.uniform(2, 8) * stripes[..., None]
+    else:  # print: halftone and paper grain
+        out += rng.normal(0.0, rng.uniform(2, 6), out.shape).astype(np.float32)
+    return capture_chain(np.clip(out, 0, 255).astype(np.uint8), rng)

@@ -1,0 +1,209 @@
+"""Train the shipped W-IQA model and write its model card from measured figures only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import sklearn
+
+from common.estimator import ModelInfo
+from common.evaluation.report import EvaluationReport, combine_reports, write_report
+from workers.quality.features import FEATURE_NAMES, WORKING_PIXELS
+from workers.quality.model import QualityClassifier
+from workers.quality.train import (
+    CrossValidation,
+    FeatureSet,
+    leave_one_collection_out,
+    load_features,
+)
+
+MODEL_NAME = "wiqa-lda"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def data_table(features: FeatureSet) -> str:
+    """Markdown table: samples per collection and label, attack types."""
+    rows = Counter((s.collection, s.label) for s in features.samples)
+    types: dict[str, set[str]] = {}
+    for s in features.samples:
+        if s.label == 0:
+            types.setdefault(s.collection, set()).add(s.attack_type)
+    lines = ["| collection | live | attack | attack types |", "|---|---:|---:|---|"]
+    for coll in sorted({c for c, _ in rows}):
+        lines.append(
+            f"| {coll} | {rows[(coll, 1)]} | {rows[(coll, 0)]} | "
+            f"{', '.join(sorted(types.get(coll, set()))) or '—'} |"
+        )
+    return "\n".join(lines)
+
+
+def fold_table(cv: CrossValidation) -> str:
+    """One row per held-out collection, at the threshold fitted on the other collections."""
+    lines = [
+        "| held-out collection | live | attacks | AUC | EER | APCER | BPCER | HTER |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in sorted(cv.per_fold.items()):
+        lines.append(
+            f"| {name} | {r.n_bona_fide} | {sum(r.n_attacks.values())} | {r.auc:.3f} | "
+            f"{_pct(r.eer)} | {_pct(r.apcer_max)} | {_pct(r.bpcer)} | {_pct(r.hter)} |"
+        )
+    if cv.per_fold:
+        hters = [r.hter for r in cv.per_fold.values()]
+        aucs = [r.auc for r in cv.per_fold.values()]
+        mean_hter = _pct(float(np.mean(hters)))
+        lines.append(f"| **mean over folds** | | | {np.mean(aucs):.3f} | | | | {mean_hter} |")
+    return "\n".join(lines)
+
+
+def _pooled_table(p: EvaluationReport) -> str:
+    head = (
+        "| AUC | EER | APCER (max type) | BPCER | ACER "
+        "| BPCER20 (APCER≤5 %) | BPCER100 (APCER≤1 %) |"
+    )
+    cells = [f"{p.auc:.3f}"] + [
+        _pct(v) for v in (p.eer, p.apcer_max, p.bpcer, p.acer, p.bpcer20, p.bpcer100)
+    ]
+    return "\n".join([head, "|---:" * 7 + "|", "| " + " | ".join(cells) + " |"])
+
+
+def train_and_document(
+    data_dirs: list[Path],
+    out: Path,
+    cache_dir: Path | None,
+    jobs: int | None,
+    operating_point: str,
+    version: str | None,
+    command: str,
+    augment: bool = True,
+) -> Path:
+    """Validate leave-one-collection-out, fit on everything, save model + card + plots."""
+    features = load_features(data_dirs, cache_dir, jobs, augment=augment)
+    cv = leave_one_collection_out(features, operating_point)
+    model = QualityClassifier(feature_names=FEATURE_NAMES).fit(
+        *features.training_rows(np.arange(len(features.samples)))
+    )
+    now = dt.datetime.now(dt.UTC)
+    pooled = cv.pooled
+    model.info = ModelInfo(
+        test="quality",
+        name=MODEL_NAME,
+        version=version or now.strftime("%Y.%m.%d"),
+        threshold=float(cv.threshold),
+        threshold_rule=f"{operating_point} on the pooled leave-one-collection-out scores",
+        trained_on=[str(d) for d in data_dirs],
+        created=now.isoformat(timespec="seconds"),
+        metrics={
+            "validation": "leave-one-collection-out",
+            "pooled": pooled.to_dict(),
+            "per_collection": {k: v.to_dict() for k, v in cv.per_fold.items()},
+        },
+        notes="Research/evaluation use only: trained on non-commercial research data.",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    scored = ~np.isnan(cv.oof_scores)
+    write_report(
+        pooled,
+        out / "validation",
+        "W-IQA, leave-one-collection-out (pooled out-of-fold scores)",
+        cv.oof_scores[scored],
+        features.y[scored],
+        features.attack_types[scored],
+        extra_sections={"Per held-out collection": combine_reports(cv.per_fold)},
+    )
+    card = out / "MODEL_CARD.md"
+    card.write_text(_card_text(model, features, cv, command))
+    return card
+
+
+def _augment_text(features: FeatureSet) -> str:
+    if features.aug_y is None:
+        return "the images as they are (no augmentation)."
+    n_sim = int((features.aug_y == 0).sum() - (features.y == 0).sum())
+    return (
+        f"{len(features.aug_y)} augmented rows (`workers/quality/augment.py`): every image once "
+        f"through a random capture chain (rescale, sensor noise, JPEG), plus {n_sim} simulated "
+        "print/screen recaptures of the live images, labelled attack. The original images "
+        "are not fitted on directly; they are what the validation scores."
+    )
+
+
+def _card_text(model: QualityClassifier, features: FeatureSet, cv: CrossValidation,
+               command: str) -> str:
+    info = model.info
+    assert info is not None
+    p = cv.pooled
+    weights = sorted(zip(FEATURE_NAMES, model.coef_, strict=True), key=lambda t: -abs(t[1]))
+    top = ", ".join(f"{n} ({w:+.2f})" for n, w in weights[:8])
+    mean_hter = np.mean([r.hter for r in cv.per_fold.values()]) if cv.per_fold else float("nan")
+    return f"""# Model card — W-IQA quality test (`{info.name}` {info.version})
+
+**Research and evaluation use only.** The training data is licensed for non-commercial
+research (NUAA) or carries no licence (the small replay collections). Do not deploy this
+model to make security decisions about real people without retraining it on data you
+are licensed to use and validating it on your own cameras and attacks.
+
+## Headline: leave-one-collection-out (unseen people, cameras, screens, printers)
+Each collection was held out in turn; the model was fitted on the others and its
+threshold chosen on *their* scores ({cv.operating_point}), then applied unchanged to
+the held-out collection. This is the figure to expect on a new deployment, and it is
+far from the figures of a random split.
+
+{fold_table(cv)}
+
+Mean HTER over held-out collections: **{_pct(float(mean_hter))}**.
+
+Pooled out-of-fold scores of all collections ({p.n_bona_fide} bona fide,
+{sum(p.n_attacks.values())} attacks), at the shipped threshold {info.threshold:.4f}
+(fitted at {cv.operating_point} on these same pooled scores — so the APCER/BPCER
+pair below is optimistic by construction; EER, AUC and BPCER@APCER are threshold-free):
+
+{_pooled_table(p)}
+
+APCER per attack type: {", ".join(f"{k} {_pct(v)}" for k, v in p.apcer_per_type.items())}.
+Plots: [ROC](validation/roc.png), [DET](validation/det.png),
+[score histograms](validation/scores.png);
+full report: [validation/report.md](validation/report.md).
+
+## Model
+- Test: `quality` — the 25 image-quality measures of Galbally, Marcel & Fierrez (IEEE TIP
+  2014) of the whole image against its Gaussian-blurred copy (5×5, σ from the kernel
+  size), computed after resizing to a working size of {WORKING_PIXELS} pixels (aspect kept)
+  so that every camera resolution is compared on one scale.
+- Training rows: {_augment_text(features)}
+- Classifier: standardised features → scikit-learn `LinearDiscriminantAnalysis(solver="eigen",
+  shrinkage="auto")`; output P(live) = logistic of the LDA log-odds.
+- Largest weights (standardised units): {top}.
+- Threshold: {info.threshold:.4f} ({info.threshold_rule}).
+- Files: `model.json` (numbers only; loading cannot run code). Created {info.created} with
+  scikit-learn {sklearn.__version__}, Python {platform.python_version()}.
+
+## Training data
+{data_table(features)}
+
+{features.skipped} unusable images were skipped. Sources and licences: see the data sets'
+own README (NUAA Photograph Imposter Database, Tan et al. ECCV 2010 — non-commercial
+research; the replay collections — public repositories without a licence).
+Not covered: 3D masks, high-quality video replays on large screens, makeup, partial
+attacks, and any camera or printer not in the table above.
+
+## Reproduce
+```
+{command}
+```
+Every figure in this card is written by that command (`workers/quality/model_card.py`).
+
+## Known limits
+- The no-reference measures BIQI and NIQE use models fitted on scikit-image's sample
+  photographs with generated distortions, not the published LIVE-trained models.
+- The quality test judges the whole image: framing, background and camera processing
+  matter as much as the face. Fuse it with the face-based tests.
+"""

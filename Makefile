@@ -10,21 +10,20 @@ STAMP  := $(VENV)/.installed
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: $(STAMP)  ## Create .venv and install the project with its test tools
+setup: $(STAMP)  ## Create .venv and install the project, the service and the test tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools<82" wheel
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,service]"
 	# face_recognition declares a plain `dlib` requirement (a 17-minute source build);
 	# dlib-bin (a wheel) is already installed, so install it without dependencies.
 	$(BIN)/pip install -q --no-deps "face_recognition==1.3.0"
 	touch $(STAMP)
 
-run: setup  ## Install, then score a sample image in-process (the HTTP service arrives with issue #3)
-	$(BIN)/python -c "import skimage.data as d, PIL.Image as I; I.fromarray(d.astronaut()).save('/tmp/liveness-sample.jpg', quality=92)"
-	$(BIN)/liveness score /tmp/liveness-sample.jpg --json
+run: setup  ## Install, then run Redis (if none answers), the gateway and every worker pool until Ctrl-C
+	$(BIN)/liveness serve
 
 test: setup  ## Lint and run the whole test suite
 	$(BIN)/ruff check .
@@ -37,6 +36,7 @@ bench: setup  ## Print the hot-path benchmarks
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/faces.py
+	$(BIN)/python bench/e2e.py
 
 train-quality: setup  ## Retrain the shipped W-IQA model from $(DATA)
 	$(BIN)/liveness train quality --data $(DATA)/nuaa_train --data $(DATA)/replay_dev --out models/quality

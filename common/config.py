@@ -36,6 +36,59 @@ class Settings:
     face_detect_max_side: int = 640
     #: Folder holding one sub-folder per test with its model file and card.
     models_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "models")
+    # --- service: job store, queues, webhooks (issue 3) ---
+    #: Redis holding images, job records and results (the job store).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Celery broker; ``amqp://...`` selects RabbitMQ.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    #: Celery result backend (chord bookkeeping only; results live in the job store).
+    result_backend: str = "redis://127.0.0.1:6379/0"
+    #: Seconds an uploaded image may live in Redis (backstop; deleted when the job ends).
+    image_ttl_s: int = 900
+    #: Seconds a finished job's result is kept (then GET answers ``expired``).
+    result_ttl_s: int = 86400
+    #: Seconds after submission when fusion answers with whatever tests arrived.
+    job_deadline_s: int = 60
+    #: Per-task soft time limit (the task records a ``timeout`` outcome).
+    task_soft_time_limit_s: int = 30
+    #: Per-task hard time limit (the worker process is killed).
+    task_time_limit_s: int = 45
+    #: Broker redelivery delay for unacknowledged tasks (above the longest task).
+    visibility_timeout_s: int = 120
+    #: HMAC-SHA256 key for ``X-Liveness-Signature`` on webhook POSTs.
+    webhook_secret: str = "change-me"
+    #: Seconds per webhook POST attempt.
+    webhook_timeout_s: float = 5.0
+    #: Webhook POST attempts before giving up (exponential backoff between them).
+    webhook_attempts: int = 5
+    #: Tests a job runs when the client names none (comma-separated).
+    default_tests: str = "quality"
+    # --- HTTP gateway (issue 3) ---
+    #: API keys as ``id:sha256hex`` pairs, comma-separated; the id owns the key's jobs.
+    #: Only hashes are configured (``liveness apikey`` prints a new key and its line).
+    api_key_hashes: str = ""
+    #: Per-key request limit on ``/v1/*`` (``limits`` syntax, ``;`` separates several).
+    rate_limit: str = "120/minute"
+    #: Rate-limit counters; empty means ``redis_url`` (shared by every gateway process).
+    rate_limit_storage_url: str = ""
+    #: Most images one batch may carry (multipart files or zip entries).
+    max_batch_items: int = 100
+    #: Largest ``POST /v1/batches`` request body in bytes (HTTP 413 above).
+    max_batch_bytes: int = 100_000_000
+    #: Largest total uncompressed size of a batch zip (zip-bomb guard, HTTP 413 above).
+    max_zip_bytes: int = 200_000_000
+    #: Upper bound of ``GET /v1/jobs/<id>?wait=N`` (seconds).
+    long_poll_max_s: int = 30
+    #: Queues ``/readyz`` needs a consuming worker on (comma-separated).
+    required_queues: str = "quality,fusion"
+    #: Seconds ``/readyz`` reuses its last answer (worker inspection costs a broadcast).
+    readyz_cache_s: float = 5.0
+    #: Connect/read timeout of the gateway's Redis calls: fail fast with 503, never hang.
+    gateway_redis_timeout_s: float = 2.0
+    #: gunicorn listen address, worker processes and threads per worker.
+    gateway_bind: str = "0.0.0.0:8000"
+    gateway_workers: int = 2
+    gateway_threads: int = 8
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -49,6 +102,8 @@ class Settings:
                 values[f.name] = Path(raw)
             elif f.type in ("int", int):
                 values[f.name] = int(raw)
+            elif f.type in ("float", float):
+                values[f.name] = float(raw)
             else:
                 values[f.name] = raw
         settings = cls(**values)  # type: ignore[arg-type]

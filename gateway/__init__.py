@@ -1,0 +1,5 @@
+"""The HTTP gateway: a Flask app translating the REST API to :mod:`workers.jobs` calls."""
+
+from gateway.app import create_app
+
+__all__ = ["create_app"]

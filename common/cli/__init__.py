@@ -6,8 +6,10 @@ import logging
 
 import click
 
+from common.cli.apikey import apikey_command
 from common.cli.evaluate import evaluate_command
 from common.cli.score import score_command
+from common.cli.serve import serve_command
 from common.cli.train import train_group
 
 
@@ -23,3 +25,5 @@ def main(verbose: int) -> None:
 main.add_command(score_command)
 main.add_command(train_group)
 main.add_command(evaluate_command)
+main.add_command(serve_command)
+main.add_command(apikey_command)

@@ -251,3 +251,13 @@ def test_malformed_model_file_raises_model_error(tmp_path) -> None:
     missing = tmp_path / "absent.json"
     with pytest.raises(ModelError):
         biqi.load_model(missing)
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (97, 131), (64, 65), (9, 13), (1, 9)])
+def test_hlfi_from_half_spectrum_equals_full_spectrum(shape):
+    from workers.quality.measures.hlfi import high_low_frequency_index_from_half
+
+    grey = np.random.default_rng(sum(shape)).uniform(0, 255, shape).astype(np.float32)
+    full = high_low_frequency_index(grey, np.abs(np.fft.fft2(grey)))
+    half = high_low_frequency_index_from_half(np.abs(np.fft.rfft2(grey)), shape[1])
+    assert half == pytest.approx(full, rel=1e-5, abs=1e-6)

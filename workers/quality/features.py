@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from workers.quality.measures import full_reference as fr
-from workers.quality.measures import gradient, information, spectral, structural
+from workers.quality.measures import gradient, hlfi, information, spectral, structural
 from workers.quality.measures import no_reference as nr
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -230,7 +230,7 @@ def _extract(image: np.ndarray, resize: bool) -> tuple[np.ndarray, dict[str, flo
 
     v["JQI"] = nr.jpeg_quality_index(ref)
     lap("JQI")
-    v["HLFI"] = nr.high_low_frequency_index(ref, spectral.full_magnitude(spec_ref))
+    v["HLFI"] = hlfi.high_low_frequency_index_from_half(spec_ref.magnitude, spec_ref.width)
     lap("HLFI")
     v["BIQI"] = nr.blind_image_quality_index(ref)
     lap("BIQI")
@@ -260,7 +260,7 @@ def extract_features_timed(
 
     The steps are the 25 measures (keys of ``FEATURE_NAMES``) and the shared
     intermediates they use: ``resize``, ``preprocess``, ``pixel sums``, ``colour
-    angles``, ``gradients``, ``spectra``, ``moments``. HLFI includes mirroring the
-    spectrum to its full size.
+    angles``, ``gradients``, ``spectra``, ``moments``. HLFI reads the half spectrum
+    that SME/SPE use (no full-size mirror).
     """
     return _extract(image, resize)

@@ -110,28 +110,48 @@ def total_edge_difference(reference: np.ndarray, distorted: np.ndarray) -> float
 
 
 # ---------------------------------------------------------------------------- TCD
+#: Harris structure-tensor window: 5 taps of sigma HARRIS_SIGMA.
+_HARRIS_WINDOW = (5, 5)
+
+
+def _harris_response(grad: Gradients) -> np.ndarray:
+    """R = det M - k tr² M of the smoothed structure tensor M (float32 map).
+
+    Built strip by strip (see ``row_strips``): the gradient products of a strip and
+    the 2 rows either side that the 5-tap window reaches are multiplied, smoothed and
+    combined while they are in cache. Each output row sees the same input rows as a
+    whole-image filter (the image's own borders are reflected as before), so R is the
+    same.
+    """
+    height, width = grad.gx.shape
+    halo = _HARRIS_WINDOW[0] // 2
+    response = np.empty((height, width), dtype=np.float32)
+    for rows in row_strips(height, width):
+        top, bottom = max(0, rows.start - halo), min(height, rows.stop + halo)
+        inner = slice(rows.start - top, rows.stop - top)
+        gx, gy = grad.gx[top:bottom], grad.gy[top:bottom]
+        a = cv2.GaussianBlur(cv2.multiply(gx, gx), _HARRIS_WINDOW, HARRIS_SIGMA)[inner]
+        c = cv2.GaussianBlur(cv2.multiply(gy, gy), _HARRIS_WINDOW, HARRIS_SIGMA)[inner]
+        b = cv2.GaussianBlur(cv2.multiply(gx, gy), _HARRIS_WINDOW, HARRIS_SIGMA)[inner]
+        cv2.multiply(b, b, dst=b, scale=-1.0)
+        cv2.accumulateProduct(a, c, b)  # det M = ac - b²
+        cv2.add(a, c, dst=a)
+        cv2.multiply(a, a, dst=a, scale=HARRIS_K)
+        cv2.subtract(b, a, dst=response[rows])
+    return response
+
+
 def harris_corner_count(grad: Gradients) -> int:
     """Number of Harris corners: 3x3 local maxima of R = det M - k tr² M above 1% of max R.
 
     M is the structure tensor of the given gradient, smoothed by a 5-tap Gaussian of
     sigma 1.5, with k = 0.04 (the defaults of MATLAB ``corner``; no cap on the count).
     """
-    window = (5, 5)
-    a = cv2.GaussianBlur(cv2.multiply(grad.gx, grad.gx), window, HARRIS_SIGMA)
-    c = cv2.GaussianBlur(cv2.multiply(grad.gy, grad.gy), window, HARRIS_SIGMA)
-    b = cv2.GaussianBlur(cv2.multiply(grad.gx, grad.gy), window, HARRIS_SIGMA)
-    for rows in row_strips(*a.shape):  # R = det M - k tr² M, in place in b
-        ar, br, cr = a[rows], b[rows], c[rows]
-        cv2.multiply(br, br, dst=br, scale=-1.0)
-        cv2.accumulateProduct(ar, cr, br)  # det M = ac - b²
-        cv2.add(ar, cr, dst=ar)
-        cv2.multiply(ar, ar, dst=ar, scale=HARRIS_K)
-        cv2.subtract(br, ar, dst=br)
-    response = b
+    response = _harris_response(grad)
     peak = cv2.minMaxLoc(response)[1]
     if peak <= 0.0:
         return 0
-    corners = response >= cv2.dilate(response, None, dst=c)  # 3x3 local maxima
+    corners = response >= cv2.dilate(response, None)  # 3x3 local maxima
     corners &= response > np.float32(HARRIS_QUALITY * peak)
     return int(np.count_nonzero(corners))
 

@@ -52,3 +52,28 @@ def high_low_frequency_index(grey: np.ndarray, magnitude: np.ndarray | None = No
     low = float(np.dot(rows_low, mag @ cols_low))
     high = float(np.dot(rows_high, mag @ cols_high))
     return (low - high) / total
+
+
+def high_low_frequency_index_from_half(half_magnitude: np.ndarray, width: int) -> float:
+    """HLFI from |rfft2| (shape (H, W // 2 + 1)) of a grey image ``width`` columns wide.
+
+    The same sums as :func:`high_low_frequency_index` on the full magnitude without
+    building it: both bands are symmetric in the signed column index, so every column
+    that has a mirror image in the other half counts twice (Hermitian symmetry
+    |F(u, W - v)| = |F(-u, v)|, and the row bands are symmetric in u as well).
+    """
+    mag = np.asarray(half_magnitude, dtype=np.float32)
+    rows_low, rows_high = _band_weights(mag.shape[0])
+    cols_low, cols_high = _band_weights(width)
+    twice = np.full(mag.shape[1], 2.0, dtype=np.float32)
+    twice[0] = 1.0
+    if width % 2 == 0:  # the Nyquist column has no mirror image either
+        twice[-1] = 1.0
+    cols_low, cols_high = cols_low[: mag.shape[1]] * twice, cols_high[: mag.shape[1]] * twice
+    row_sums = mag @ twice
+    total = float(row_sums.sum(dtype=np.float64))
+    if total <= 0.0:
+        return 0.0
+    low = float(np.dot(rows_low, mag @ cols_low))
+    high = float(np.dot(rows_high, mag @ cols_high))
+    return (low - high) / total

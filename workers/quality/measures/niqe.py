@@ -91,13 +91,8 @@ def _scale_features(tiles: np.ndarray) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def patch_features(grey: np.ndarray, patch_size: int = PATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """NIQE features of every patch and its sharpness.
-
-    Returns ``(features, sharpness)`` of shapes (n_patches, 36) and (n_patches,);
-    sharpness is the patch's mean local standard deviation (the criterion NIQE
-    uses to keep only the sharp patches of pristine images when fitting).
-    """
+def _features_and_sigma(grey: np.ndarray, patch_size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The (n_patches, 36) features, the scale-1 local std map and the patch side used."""
     x = pad_to_min_size(np.asarray(grey, dtype=np.float32), 16)
     h, w = x.shape
     # patch as large as allowed (even, so the half scale tiles exactly)
@@ -105,21 +100,43 @@ def patch_features(grey: np.ndarray, patch_size: int = PATCH_SIZE) -> tuple[np.n
     x = np.ascontiguousarray(x[: (h // p) * p, : (w // p) * p])
     coeffs, sigma = mscn(x)
     feats1 = _scale_features(_patches(coeffs, p))
-    # block means of sigma, in the same (row-major) patch order
-    sharpness = cv2.resize(sigma, (x.shape[1] // p, x.shape[0] // p), interpolation=cv2.INTER_AREA)
     half = cv2.resize(x, (x.shape[1] // 2, x.shape[0] // 2), interpolation=cv2.INTER_AREA)
     coeffs2, _ = mscn(half)
     feats2 = _scale_features(_patches(coeffs2, p // 2))
-    return np.hstack([feats1, feats2]), sharpness.ravel().astype(np.float64)
+    return np.hstack([feats1, feats2]), sigma, p
+
+
+def patch_features(grey: np.ndarray, patch_size: int = PATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """NIQE features of every patch and its sharpness.
+
+    Returns ``(features, sharpness)`` of shapes (n_patches, 36) and (n_patches,);
+    sharpness is the patch's mean local standard deviation (the criterion NIQE
+    uses to keep only the sharp patches of pristine images when fitting).
+    """
+    feats, sigma, p = _features_and_sigma(grey, patch_size)
+    # block means of sigma, in the same (row-major) patch order
+    grid = (sigma.shape[1] // p, sigma.shape[0] // p)
+    sharpness = cv2.resize(sigma, grid, interpolation=cv2.INTER_AREA)
+    return feats, sharpness.ravel().astype(np.float64)
 
 
 def mvg_distance(
     mu_ref: np.ndarray, cov_ref: np.ndarray, mu_test: np.ndarray, cov_test: np.ndarray
 ) -> float:
-    """NIQE distance between two multivariate Gaussians (pseudo-inverse of the mean cov)."""
+    """NIQE distance between two multivariate Gaussians (pseudo-inverse of the mean cov).
+
+    The pristine covariance is positive definite and the test one semi-definite, so
+    their mean is invertible: a linear solve gives the pseudo-inverse's value (to
+    rounding) at a tenth of the cost of its SVD, which stays as the fallback for a
+    singular matrix.
+    """
     diff = mu_ref - mu_test
-    inv = np.linalg.pinv((cov_ref + cov_test) / 2.0)
-    return float(np.sqrt(max(float(diff @ inv @ diff), 0.0)))
+    cov = (cov_ref + cov_test) / 2.0
+    try:
+        weighted = np.linalg.solve(cov, diff)
+    except np.linalg.LinAlgError:
+        weighted = np.linalg.pinv(cov) @ diff
+    return float(np.sqrt(max(float(diff @ weighted), 0.0)))
 
 
 @cache
@@ -143,7 +160,7 @@ def load_model(path: Path = PARAMS_PATH) -> tuple[np.ndarray, np.ndarray, dict[s
 def natural_image_quality_evaluator(grey: np.ndarray) -> float:
     """NIQE of a grey image (2-D, 0..255): 0 = natural, larger = more distorted."""
     mu_ref, cov_ref, _ = load_model()
-    feats, _ = patch_features(grey)
+    feats = _features_and_sigma(grey, PATCH_SIZE)[0]  # sharpness is for fitting only
     mu = feats.mean(axis=0)
     cov = np.cov(feats, rowvar=False) if feats.shape[0] > 1 else np.zeros_like(cov_ref)
     return mvg_distance(mu_ref, cov_ref, mu, cov)

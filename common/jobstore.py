@@ -1,0 +1,322 @@
+"""The job store: images, job records, per-test outcomes, batches — all in Redis.
+
+Keys (prefix ``liveness:``):
+
+- ``image:<id>``            the uploaded bytes, stored once, TTL ``image_ttl_s``; deleted
+                            when the job ends. Never in task messages, on disk or in logs.
+- ``job:<id>``              hash: owner, status (queued|running|done|failed), created_at,
+                            updated_at (ISO 8601 UTC), tests (JSON list), callback_url,
+                            batch_id, result (JSON), error, result_ttl_s, idem_key.
+- ``job:<id>:outcomes``     hash: test name → JSON of a ``TestOutcome`` plus ``face``.
+- ``job:<id>:final``        SET-NX guard so the chord callback and the deadline task
+                            finalise a job once.
+- ``expired:<id>``          tombstone (owner) outliving the result by 7 days, so a GET
+                            after expiry answers ``expired`` instead of 404.
+- ``idem:<owner>:<key>``    idempotency key → job id (TTL = result TTL).
+- ``batch:<id>``            hash: owner, created_at, items (JSON list of
+                            ``{"name", "job_id", "error"}``).
+
+Completion is announced with ``PUBLISH liveness:done:<id> <status>``; :meth:`wait_done`
+subscribes before it reads the status, so a notification is never missed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from common.config import Settings, get_settings
+
+PREFIX = "liveness:"
+TOMBSTONE_TTL_S = 7 * 86400
+TERMINAL = ("done", "failed")
+
+# Queued → running, never back from a terminal state (a late test must not undo "done").
+_MARK_RUNNING = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1], 'started_ts', ARGV[2])
+  return 1
+end
+return 0
+"""
+# Record an outcome only while the job is alive and unfinished; keep the job's TTL.
+_PUT_OUTCOME = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if (not status) or status == 'done' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+return 1
+"""
+
+
+def now_iso(ts: float | None = None) -> str:
+    """UTC ISO 8601 with milliseconds and a ``Z``."""
+    moment = datetime.fromtimestamp(time.time() if ts is None else ts, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    """A job or batch id: uuid4 hex (unguessable; ownership is still checked)."""
+    return uuid.uuid4().hex
+
+
+#: Redis hash: ``"<test>:<outcome>"`` → count; outcome ``ok``, ``error`` or ``missing``.
+OUTCOMES_METRICS_KEY = "liveness:metrics:outcomes"
+#: Redis hash: final job status (``done``/``failed``) or decision (``decision:live`` …) → count.
+JOBS_METRICS_KEY = "liveness:metrics:jobs"
+
+
+class JobStore:
+    """Typed access to the Redis keys above; one instance per process is enough."""
+
+    def __init__(self, redis_client: redis.Redis, settings: Settings | None = None) -> None:
+        self.redis = redis_client
+        self.settings = settings or get_settings()
+        self._mark_running = self.redis.register_script(_MARK_RUNNING)
+        self._put_outcome = self.redis.register_script(_PUT_OUTCOME)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> JobStore:
+        """Connect to ``settings.redis_url`` with short timeouts (fail fast, never hang)."""
+        settings = settings or get_settings()
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=2,
+            socket_timeout=10,
+            health_check_interval=30,
+        )
+        return cls(client, settings)
+
+    # --- key names -------------------------------------------------------------------
+    @staticmethod
+    def image_key(job_id: str) -> str:
+        return f"{PREFIX}image:{job_id}"
+
+    @staticmethod
+    def job_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}"
+
+    @staticmethod
+    def outcomes_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}:outcomes"
+
+    @staticmethod
+    def final_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}:final"
+
+    @staticmethod
+    def expired_key(job_id: str) -> str:
+        return f"{PREFIX}expired:{job_id}"
+
+    @staticmethod
+    def idem_key(owner: str, key: str) -> str:
+        return f"{PREFIX}idem:{owner}:{key}"
+
+    @staticmethod
+    def batch_key(batch_id: str) -> str:
+        return f"{PREFIX}batch:{batch_id}"
+
+    @staticmethod
+    def done_channel(job_id: str) -> str:
+        return f"{PREFIX}done:{job_id}"
+
+    def job_keys(self, job_id: str) -> list[str]:
+        """Every key that belongs to one job (what GDPR erasure deletes)."""
+        return [
+            self.image_key(job_id),
+            self.job_key(job_id),
+            self.outcomes_key(job_id),
+            self.final_key(job_id),
+            self.expired_key(job_id),
+        ]
+
+    # --- jobs ------------------------------------------------------------------------
+    def claim_idempotency(self, owner: str, key: str, job_id: str) -> str | None:
+        """Reserve ``key`` for ``job_id``; the job id already holding it, or ``None``."""
+        name = self.idem_key(owner, key)
+        if self.redis.set(name, job_id, nx=True, ex=self.settings.result_ttl_s):
+            return None
+        existing = self.redis.get(name)
+        return existing.decode() if existing is not None else None
+
+    def create_job(
+        self,
+        job_id: str,
+        owner: str,
+        image: bytes,
+        tests: Iterable[str],
+        callback_url: str | None = None,
+        batch_id: str | None = None,
+        idem_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Store the image (with TTL), the queued job record and its expiry tombstone."""
+        s = self.settings
+        created = time.time()
+        record = {
+            "owner": owner,
+            "status": "queued",
+            "created_at": now_iso(created),
+            "updated_at": now_iso(created),
+            "created_ts": repr(created),
+            "tests": json.dumps(list(tests)),
+            "callback_url": callback_url or "",
+            "batch_id": batch_id or "",
+            "idem_key": idem_key or "",
+            "result_ttl_s": str(s.result_ttl_s),
+            "result": "",
+            "error": "",
+        }
+        # The record must outlive the deadline even for a slow queue; fusion resets it.
+        record_ttl = s.result_ttl_s + s.job_deadline_s + s.image_ttl_s
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.image_key(job_id), image, ex=s.image_ttl_s)
+        pipe.hset(self.job_key(job_id), mapping=record)
+        pipe.expire(self.job_key(job_id), record_ttl)
+        pipe.set(self.expired_key(job_id), owner, ex=record_ttl + TOMBSTONE_TTL_S)
+        pipe.execute()
+        return self._decode(record)
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        """The decoded job record, or ``None`` when unknown, expired or erased."""
+        raw = self.redis.hgetall(self.job_key(job_id))
+        return self._decode(raw) if raw else None
+
+    def expired_owner(self, job_id: str) -> str | None:
+        """The owner of a job whose result expired (tombstone), else ``None``."""
+        if self.redis.exists(self.job_key(job_id)):
+            return None
+        owner = self.redis.get(self.expired_key(job_id))
+        return owner.decode() if owner is not None else None
+
+    def get_image(self, job_id: str) -> bytes | None:
+        return self.redis.get(self.image_key(job_id))
+
+    def delete_image(self, job_id: str) -> None:
+        self.redis.delete(self.image_key(job_id))
+
+    def mark_running(self, job_id: str) -> bool:
+        """queued → running; False when the job is already running, finished or gone."""
+        now = time.time()
+        return bool(self._mark_running(keys=[self.job_key(job_id)], args=[now_iso(now), now]))
+
+    def put_outcome(self, job_id: str, test: str, outcome: dict[str, Any]) -> bool:
+        """Record one test's outcome; ignored (False) once the job finished or vanished."""
+        keys = [self.job_key(job_id), self.outcomes_key(job_id)]
+        return bool(self._put_outcome(keys=keys, args=[test, json.dumps(outcome)]))
+
+    def get_outcomes(self, job_id: str) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self.outcomes_key(job_id))
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def claim_finalize(self, job_id: str, hold_s: int) -> bool:
+        """SET-NX guard: True for the one caller that may finalise now.
+
+        The guard expires after ``hold_s`` so a fusion worker that died mid-way does not
+        block the redelivered message forever; a finished job is recognised by status.
+        """
+        return bool(self.redis.set(self.final_key(job_id), "1", nx=True, ex=hold_s))
+
+    def finish(
+        self, job_id: str, status: str, result: dict[str, Any] | None, error: str | None = None
+    ) -> None:
+        """Write the result, delete the image, start the result TTL and announce it."""
+        record = self.get_job(job_id)
+        if record is None:
+            return
+        ttl = int(record.get("result_ttl_s") or self.settings.result_ttl_s)
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            self.job_key(job_id),
+            mapping={
+                "status": status,
+                "updated_at": now_iso(now),
+                "finished_ts": repr(now),
+                "result": json.dumps(result) if result is not None else "",
+                "error": error or "",
+            },
+        )
+        pipe.delete(self.image_key(job_id))
+        for key in (self.job_key(job_id), self.outcomes_key(job_id), self.final_key(job_id)):
+            pipe.expire(key, ttl)
+        if record.get("idem_key"):
+            pipe.expire(record["idem_key"], ttl)
+        pipe.set(self.expired_key(job_id), record["owner"], ex=ttl + TOMBSTONE_TTL_S)
+        pipe.publish(self.done_channel(job_id), status)
+        pipe.execute()
+
+    def count_finished(
+        self, test_states: dict[str, str], status: str, decision: str | None
+    ) -> None:
+        """Bump the Prometheus counters the gateway exposes (per test and per job)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name, state in test_states.items():
+            pipe.hincrby(OUTCOMES_METRICS_KEY, f"{name}:{state}", 1)
+        pipe.hincrby(JOBS_METRICS_KEY, status, 1)
+        if decision:
+            pipe.hincrby(JOBS_METRICS_KEY, f"decision:{decision}", 1)
+        pipe.execute()
+
+    def delete_job(self, job_id: str) -> None:
+        """Erase every key of the job now (GDPR erasure), idempotency key included."""
+        record = self.get_job(job_id)
+        keys = self.job_keys(job_id)
+        if record and record.get("idem_key"):
+            keys.append(record["idem_key"])
+        self.redis.delete(*keys)
+
+    def wait_done(self, job_id: str, timeout_s: float) -> None:
+        """Block until the job is done/failed/gone or ``timeout_s`` passes."""
+        end = time.monotonic() + max(timeout_s, 0.0)
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.done_channel(job_id))
+            while True:
+                status = self.redis.hget(self.job_key(job_id), "status")
+                if status is None or status.decode() in TERMINAL:
+                    return
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                # Re-read the status at least every second: robust to a lost message.
+                pubsub.get_message(timeout=min(left, 1.0))
+        finally:
+            pubsub.close()
+
+    # --- batches ---------------------------------------------------------------------
+    def create_batch(self, batch_id: str, owner: str, items: list[dict[str, Any]]) -> None:
+        ttl = self.settings.result_ttl_s + self.settings.job_deadline_s + self.settings.image_ttl_s
+        record = {"owner": owner, "created_at": now_iso(), "items": json.dumps(items)}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.batch_key(batch_id), mapping=record)
+        pipe.expire(self.batch_key(batch_id), ttl)
+        pipe.execute()
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hgetall(self.batch_key(batch_id))
+        if not raw:
+            return None
+        record = {k.decode(): v.decode() for k, v in raw.items()}
+        record["items"] = json.loads(record["items"])
+        return record
+
+    # --- helpers ---------------------------------------------------------------------
+    @staticmethod
+    def _decode(raw: dict[Any, Any]) -> dict[str, Any]:
+        record = {
+            (k.decode() if isinstance(k, bytes) else k): (
+                v.decode() if isinstance(v, bytes) else v
+            )
+            for k, v in raw.items()
+        }
+        record["tests"] = json.loads(record.get("tests") or "[]")
+        record["result"] = json.loads(record["result"]) if record.get("result") else None
+        return record

@@ -1,0 +1,19 @@
+# Worker pool "fusion": fan-in: reads the per-test outcomes, fuses them with workers.pipeline.combine (workers/fusion/rule.py), writes the result and fires webhooks. No model file.
+# The core library's dependencies (pyproject.toml) plus Celery and redis-py; no Flask, no
+# gunicorn, no TensorFlow. Consumes only the "fusion" queue; scale with
+# `docker compose up --scale fusion=N` (compose) or its KEDA ScaledObject (deploy/k8s).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 OMP_NUM_THREADS=1 \
+    LIVENESS_MODELS_DIR=/app/models
+WORKDIR /app
+COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
+COPY pyproject.toml README.md LICENSE ./
+COPY common ./common
+COPY workers ./workers
+# face_recognition itself is not needed: common/faces.py calls dlib with its model files.
+RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
+
+USER 10001
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD celery -A workers.celery_app inspect ping -d "fusion@$HOSTNAME" --timeout 5 >/dev/null
+CMD ["sh", "-c", "exec celery -A workers.celery_app worker -Q fusion -n fusion@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]

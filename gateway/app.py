@@ -1,0 +1,97 @@
+"""The Flask app factory: ``gunicorn -c gateway/gunicorn.conf.py 'gateway:create_app()'``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Flask, Response
+from flask_limiter import Limiter
+
+from common.config import Settings, get_settings
+from gateway.auth import KeyRing
+from gateway.blueprints import batches, docs, health, jobs, metrics
+from gateway.context import Gateway
+from gateway.errors import register_error_handlers
+from gateway.intake import MemoryRequest, job_body_limit
+from gateway.metrics import RedisCollector, broker_client, install_request_metrics
+from gateway.readiness import ReadinessCheck
+
+log = logging.getLogger(__name__)
+
+
+def _split(spec: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in spec.split(",") if part.strip())
+
+
+def create_app(settings: Settings | None = None, job_service: Any = None,
+               celery_app: Any = None) -> Flask:
+    """Build the gateway.
+
+    ``job_service`` defaults to :class:`workers.jobs.JobService` on a
+    :class:`common.jobstore.JobStore` at ``settings.redis_url`` and the Celery app of
+    :mod:`workers.celery_app`; tests may inject their own (wired to a test database).
+    """
+    settings = settings or get_settings()
+    timeout = settings.gateway_redis_timeout_s
+    store_client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout,
+                                        socket_timeout=timeout, health_check_interval=30)
+    if celery_app is None:
+        celery_app = getattr(job_service, "app", None)
+    if celery_app is None:
+        from workers.celery_app import app as celery_app
+    if job_service is None:
+        from common.jobstore import JobStore
+        from workers.jobs import JobService
+
+        job_service = JobService(JobStore(store_client, settings), celery_app, settings)
+
+    app = Flask(__name__)
+    app.request_class = MemoryRequest
+    # The largest body any route takes; /v1/jobs lowers it per request.
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_batch_bytes, job_body_limit(settings))
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    keyring = KeyRing(settings.api_key_hashes)
+    if not len(keyring):
+        log.warning("no API keys configured (LIVENESS_API_KEY_HASHES): every /v1 call gets "
+                    "401; create one with `liveness apikey`")
+    queues = _split(settings.required_queues)
+    app.extensions["liveness"] = Gateway(
+        settings=settings,
+        jobs=job_service,
+        keyring=keyring,
+        readiness=ReadinessCheck(store_client, celery_app, queues, settings.readyz_cache_s),
+        metrics=RedisCollector(store_client, broker_client(settings),
+                               tuple(dict.fromkeys((*queues, "quality", "cnn", "depth3d",
+                                                    "fusion")))),
+    )
+
+    install_request_metrics(app)  # first, so its timer starts before the rate limiter
+
+    @app.after_request  # runs after the limiter's header injection (reverse order)
+    def _retry_after_only_when_refused(response: Response) -> Response:
+        # Flask-Limiter adds Retry-After to every answer; on a 202 it would tell a
+        # client to wait a minute before polling.
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        return response
+
+    limiter = Limiter(
+        key_func=keyring.rate_limit_key,
+        app=app,
+        storage_uri=settings.rate_limit_storage_url or settings.redis_url,
+        storage_options={"socket_connect_timeout": timeout, "socket_timeout": timeout},
+        strategy="fixed-window",
+        headers_enabled=True,
+        key_prefix="liveness:ratelimit",
+        swallow_errors=False,  # Redis down → the 503 handler, like every other route
+    )
+    for bp in (jobs.bp, batches.bp):
+        limiter.limit(settings.rate_limit)(bp)
+        app.register_blueprint(bp)
+    for bp in (health.bp, metrics.bp, docs.bp):
+        app.register_blueprint(bp)
+    register_error_handlers(app)
+    return app

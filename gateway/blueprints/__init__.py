@@ -1,0 +1,1 @@
+"""One blueprint per resource; routes only translate HTTP to :class:`JobService` calls."""

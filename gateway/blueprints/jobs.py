@@ -1,0 +1,154 @@
+"""``/v1/jobs``: submit one image, read (long-poll) and erase a job."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+
+from gateway.context import gateway
+from gateway.errors import ApiError
+from gateway.intake import job_body_limit, parse_job_request, validate_idempotency_key
+from gateway.metrics import SUBMITTED
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    gw = gateway()
+    gw.keyring.require_owner()
+    request.max_content_length = job_body_limit(gw.settings)
+
+
+def _not_found(job_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no job {job_id!r} for this API key")
+
+
+def _with_links(job: dict) -> dict:
+    return {**job, "links": {"self": url_for("jobs.get_job", job_id=job["id"])}}
+
+
+@bp.post("")
+def submit_job() -> tuple[Response, int, dict[str, str]]:
+    """Submit one image.
+    ---
+    post:
+      summary: Submit one image for a liveness check
+      description: |
+        Multipart (`image` file, optional `tests` comma list and `callback_url`) or JSON
+        (`image` base64, `tests` list, `callback_url`). The same `Idempotency-Key`
+        from the same key returns the first job instead of a new one.
+      tags: [jobs]
+      security: [{bearerAuth: []}, {apiKeyHeader: []}]
+      parameters:
+        - in: header
+          name: Idempotency-Key
+          schema: {type: string, maxLength: 255}
+          required: false
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: JobSubmitJson
+          multipart/form-data:
+            schema: JobSubmitMultipart
+      responses:
+        202:
+          description: accepted; poll `links.self` (also in `Location`)
+          headers:
+            Location: {schema: {type: string}}
+          content:
+            application/json:
+              schema: JobAccepted
+        400: BadRequest
+        401: Unauthorized
+        413: TooLarge
+        415: UnsupportedMedia
+        422: Unprocessable
+        429: RateLimited
+        503: Unavailable
+    """
+    gw = gateway()
+    idem = validate_idempotency_key(request.headers.get("Idempotency-Key"))
+    sub = parse_job_request(gw.settings)
+    job = gw.jobs.submit(g.owner, sub.image, tests=sub.tests, callback_url=sub.callback_url,
+                         idempotency_key=idem)
+    SUBMITTED.labels("job").inc()
+    body = {"id": job["id"], "status": job["status"],
+            "links": {"self": url_for("jobs.get_job", job_id=job["id"])}}
+    return jsonify(body), 202, {"Location": body["links"]["self"]}
+
+
+@bp.get("/<job_id>")
+def get_job(job_id: str) -> Response:
+    """Read a job.
+    ---
+    get:
+      summary: A job's status and, when done, its result
+      tags: [jobs]
+      security: [{bearerAuth: []}, {apiKeyHeader: []}]
+      parameters:
+        - in: path
+          name: job_id
+          required: true
+          schema: {type: string}
+        - in: query
+          name: wait
+          required: false
+          description: long-poll up to this many seconds (capped by LIVENESS_LONG_POLL_MAX_S)
+          schema: {type: number, minimum: 0}
+      responses:
+        200:
+          description: OK
+          content:
+            application/json:
+              schema: Job
+        400: BadRequest
+        401: Unauthorized
+        404: NotFound
+        429: RateLimited
+        503: Unavailable
+    """
+    gw = gateway()
+    wait = _wait_seconds(request.args.get("wait"), gw.settings.long_poll_max_s)
+    job = gw.jobs.wait(g.owner, job_id, wait) if wait > 0 else gw.jobs.get(g.owner, job_id)
+    if job is None:
+        raise _not_found(job_id)
+    return jsonify(_with_links(job))
+
+
+@bp.delete("/<job_id>")
+def delete_job(job_id: str) -> tuple[str, int]:
+    """Erase a job.
+    ---
+    delete:
+      summary: Erase everything about a job now (image, result, outcomes)
+      tags: [jobs]
+      security: [{bearerAuth: []}, {apiKeyHeader: []}]
+      parameters:
+        - in: path
+          name: job_id
+          required: true
+          schema: {type: string}
+      responses:
+        204: {description: erased}
+        401: Unauthorized
+        404: NotFound
+        429: RateLimited
+        503: Unavailable
+    """
+    if not gateway().jobs.delete(g.owner, job_id):
+        raise _not_found(job_id)
+    current_app.logger.info("job %s erased on request", job_id)
+    return "", 204
+
+
+def _wait_seconds(raw: str | None, cap: float) -> float:
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_request", "'wait' must be a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise ApiError(400, "invalid_request", "'wait' must be a number of seconds >= 0")
+    return min(value, float(cap))

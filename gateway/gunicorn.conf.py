@@ -1,0 +1,50 @@
+# ruff: noqa: N999  (gunicorn looks for this file name)
+"""gunicorn settings: ``gunicorn -c gateway/gunicorn.conf.py 'gateway:create_app()'``.
+
+Values come from the same ``LIVENESS_*`` settings as the app. Threads (``gthread``)
+let a worker hold long-polls (``?wait=N``) without blocking its other requests; the
+worker timeout exceeds the longest long-poll. Prometheus multiprocess mode is switched
+on here, before any worker imports ``prometheus_client``, so ``/metrics`` sums the
+request counters of every worker process.
+"""
+
+import os
+import shutil
+import tempfile
+
+from common.config import get_settings
+
+_settings = get_settings()
+
+bind = _settings.gateway_bind
+workers = _settings.gateway_workers
+threads = _settings.gateway_threads
+worker_class = "gthread"
+timeout = _settings.long_poll_max_s + 30
+graceful_timeout = 10
+keepalive = 5
+accesslog = "-"
+# No query strings or bodies in the access log: paths carry job ids only.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if not _metrics_dir:
+    _metrics_dir = tempfile.mkdtemp(prefix="liveness-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server):
+    """Start with empty counters: files of a previous run would be summed in."""
+    for name in os.listdir(_metrics_dir):
+        path = os.path.join(_metrics_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+def child_exit(server, worker):
+    """Let prometheus_client drop the live-gauge files of a dead worker."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

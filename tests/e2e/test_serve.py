@@ -1,0 +1,100 @@
+"""``liveness serve`` (what ``make run`` runs): up, a real job through it, Ctrl-C, no orphans."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from common.cli.serve import ManagedProcess, key_hash_entry
+from gateway.auth import parse_key_hashes
+from tests.procs import LogSink, free_port, http, multipart
+
+pytestmark = pytest.mark.integration
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children in other sessions included)."""
+    table = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True,
+                           check=True).stdout.split()
+    children: dict[int, list[int]] = {}
+    for child, parent in zip(table[::2], table[1::2], strict=True):
+        children.setdefault(int(parent), []).append(int(child))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is already dead; it only waits for its parent to reap it.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[-1][0] != "Z"
+
+
+def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
+    redis_port, port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"      # nothing answers: serve starts one
+    env = dict(os.environ, LIVENESS_REDIS_URL=redis_url, LIVENESS_BROKER_URL=redis_url,
+               LIVENESS_RESULT_BACKEND=redis_url, LIVENESS_DEV_API_KEY="dev-key-e2e",
+               PYTHONUNBUFFERED="1")
+    sink = LogSink(tmp_path / "serve.log")
+    serve = ManagedProcess("serve", [sys.executable, "-c", "from common.cli import main; main()",
+                                     "serve", "--port", str(port), "--pools", "quality,fusion"],
+                           env, sink=sink)
+    try:
+        assert sink.wait_for("Ctrl-C stops everything", 120), sink.tail()
+        banner = "\n".join(sink.lines)
+        assert f"http://127.0.0.1:{port}" in banner and "dev-key-e2e" in banner
+        image = Path(re.search(r"-F image=@(\S+)", banner).group(1)).read_bytes()
+        processes = descendants(serve.pid)
+        assert len(processes) >= 5      # redis, gunicorn (+ workers), 2 celery (+ children)
+
+        body, content_type = multipart([("image", "face.jpg", image)])
+        status, _, raw = http("POST", f"http://127.0.0.1:{port}/v1/jobs", "dev-key-e2e", body,
+                              {"Content-Type": content_type})
+        assert status == 202, raw
+        job_url = f"http://127.0.0.1:{port}/v1/jobs/{json.loads(raw)['id']}?wait=20"
+        status, _, raw = http("GET", job_url, "dev-key-e2e", timeout=30)
+        job = json.loads(raw)
+        assert job["status"] == "done" and job["face_found"] is True, job
+
+        serve.proc.send_signal(signal.SIGINT)                 # Ctrl-C
+        assert serve.proc.wait(40) == 0, sink.tail()
+        time.sleep(0.5)
+        assert [pid for pid in processes if alive(pid)] == []
+        assert sink.wait_for("stopped.", 5)
+    finally:
+        serve.stop()
+
+
+def test_dev_key_entry_is_what_the_gateway_parses():
+    entry = key_hash_entry("dev", "secret-key")
+    assert parse_key_hashes(entry) == {entry.split(":")[1]: "dev"}
+
+
+def test_stop_ends_the_whole_process_group(tmp_path: Path):
+    child = ManagedProcess("sleepers", ["sh", "-c", "sleep 60 & sleep 60 & wait"],
+                           sink=LogSink(tmp_path / "sleep.log"))
+    deadline = time.monotonic() + 5
+    while len(descendants(child.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchildren = descendants(child.pid)
+    assert len(grandchildren) == 2
+    child.stop(timeout_s=5)
+    time.sleep(0.2)
+    assert not child.alive()
+    assert [pid for pid in grandchildren if alive(pid)] == []

@@ -1,0 +1,283 @@
+"""End to end over HTTP: real gunicorn gateway, real Celery workers, real Redis (DB 13).
+
+No eager mode and no fakes: every request goes through the gateway, the broker, a
+worker process and the fusion worker, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import redis
+from skimage import data, transform
+
+from common.cli.score import BASE_COLUMNS
+from common.cli.serve import ManagedProcess, redis_server_argv
+from common.jobstore import JobStore
+from common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.e2e.conftest import WEBHOOK_SECRET, jpeg
+from tests.procs import LogSink, Stack, free_port, multipart
+
+pytestmark = pytest.mark.integration
+
+FUSED_FIELDS = ("score", "decision", "threshold", "fusion", "face_found", "face", "reasons")
+
+
+def cli_result(path: Path) -> dict:
+    """What ``liveness score --json`` says about the same file."""
+    out = subprocess.run([sys.executable, "-c", "from common.cli import main; main()",
+                          "score", str(path), "--json"],
+                         capture_output=True, text=True, check=False,
+                         env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])["result"]
+
+
+def test_submit_poll_equals_liveness_score(stack: Stack, face_jpeg: bytes, tmp_path: Path):
+    body, content_type = multipart([("image", "face.jpg", face_jpeg)])
+    status, headers, raw = stack.request("POST", "/v1/jobs", body=body,
+                                         headers={"Content-Type": content_type})
+    assert status == 202, raw
+    accepted = json.loads(raw)
+    assert accepted["status"] in ("queued", "running", "done")
+    assert headers["Location"].endswith(f"/v1/jobs/{accepted['id']}")
+    assert accepted["links"]
+
+    job = stack.wait_job(accepted["id"])
+    path = tmp_path / "face.jpg"
+    path.write_bytes(face_jpeg)
+    expected = cli_result(path)
+
+    assert job["status"] == "done", job
+    assert {k: job[k] for k in FUSED_FIELDS} == {k: expected[k] for k in FUSED_FIELDS}
+    assert job["face_found"] is True and job["decision"] in ("live", "spoof")
+    # The raw test score is reproducible to ~1e-15 only (the first call in a process
+    # sums in another order than later ones); the fused fields above are exactly equal.
+    assert job["tests_detail"]["quality"]["score"] == pytest.approx(
+        expected["tests"]["quality"]["score"], rel=1e-9)
+    assert job["tests_detail"]["quality"]["model"] == expected["tests"]["quality"]["model"]
+    assert job["missing_tests"] == {}
+
+
+def _batch_images(n: int) -> list[tuple[str, bytes]]:
+    """n different real photographs: faces at several sizes and crops, and non-faces."""
+    sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    items = []
+    for i in range(n):
+        image = sources[i % len(sources)]
+        scale = 0.6 + 0.1 * (i // len(sources))
+        resized = transform.rescale(image, scale, channel_axis=2, anti_aliasing=True)
+        items.append((f"img_{i:02d}.jpg", jpeg((resized * 255).astype(np.uint8))))
+    return items
+
+
+def test_batch_of_20_and_its_csv(stack: Stack):
+    items = _batch_images(20)
+    body, content_type = multipart([("images", name, content) for name, content in items])
+    status, _, raw = stack.request("POST", "/v1/batches", body=body,
+                                   headers={"Content-Type": content_type})
+    assert status == 202, raw
+    batch_id = json.loads(raw)["id"]
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status, _, raw = stack.request("GET", f"/v1/batches/{batch_id}")
+        assert status == 200, raw
+        batch = json.loads(raw)
+        if batch["status"] == "done":
+            break
+        time.sleep(0.5)
+    assert batch["status"] == "done", batch["counts"]
+    assert batch["total"] == 20 and batch["counts"]["done"] == 20
+    assert [item["name"] for item in batch["items"]] == [name for name, _ in items]
+
+    status, headers, raw = stack.request("GET", f"/v1/batches/{batch_id}?format=csv")
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(raw.decode())))
+    assert len(rows) == 20
+    assert tuple(rows[0])[: len(BASE_COLUMNS)] == BASE_COLUMNS
+    assert "quality_score" in rows[0]
+    for row, item in zip(rows, batch["items"], strict=True):
+        assert row["path"] == item["name"]
+        assert row["decision"] == item["result"]["decision"]
+        assert float(row["score_live"]) == pytest.approx(item["result"]["score"])
+
+
+def test_idempotency_key_returns_the_same_job(stack: Stack, face_jpeg: bytes):
+    body, content_type = multipart([("image", "face.jpg", face_jpeg)])
+    first_headers = {"Content-Type": content_type, "Idempotency-Key": "order-42"}
+    s1, _, r1 = stack.request("POST", "/v1/jobs", body=body, headers=first_headers)
+    s2, _, r2 = stack.request("POST", "/v1/jobs", body=body, headers=first_headers)
+    s3, _, r3 = stack.request("POST", "/v1/jobs", body=body,
+                              headers={**first_headers, "Idempotency-Key": "order-43"})
+    s4, _, r4 = stack.request("POST", "/v1/jobs", key="other", body=body, headers=first_headers)
+    assert (s1, s3, s4) == (202, 202, 202) and s2 in (200, 202), (s1, s2, s3, s4)
+    ids = [json.loads(r)["id"] for r in (r1, r2, r3, r4)]
+    assert ids[0] == ids[1]
+    assert len({ids[0], ids[2], ids[3]}) == 3   # another key, or another owner: a new job
+    for job_id, key in ((ids[0], "dev"), (ids[2], "dev"), (ids[3], "other")):
+        assert stack.wait_job(job_id, key)["status"] == "done"
+
+
+def test_a_job_is_visible_only_to_its_key(stack: Stack, face_jpeg: bytes):
+    job_id = stack.submit(face_jpeg)["id"]
+    assert stack.request("GET", f"/v1/jobs/{job_id}", key="other")[0] == 404
+    assert stack.request("DELETE", f"/v1/jobs/{job_id}", key="other")[0] == 404
+    assert stack.request("GET", f"/v1/jobs/{job_id}", key=None)[0] == 401
+    body, content_type = multipart([("images", "a.jpg", face_jpeg)])
+    status, _, raw = stack.request("POST", "/v1/batches", body=body,
+                                   headers={"Content-Type": content_type})
+    assert status == 202
+    batch_id = json.loads(raw)["id"]
+    assert stack.request("GET", f"/v1/batches/{batch_id}", key="other")[0] == 404
+    assert stack.wait_job(job_id)["status"] == "done"     # the owner still sees it
+    assert stack.request("GET", f"/v1/jobs/{job_id}", key="other")[0] == 404
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+    arrived = threading.Event()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers), body))
+        type(self).arrived.set()
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhook_is_posted_and_signed(stack: Stack, face_jpeg: bytes):
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        job_id = stack.submit(face_jpeg, callback_url=url)["id"]
+        assert _Hook.arrived.wait(60), "no webhook arrived"
+    finally:
+        server.shutdown()
+    headers, body = _Hook.received[0]
+    assert verify(body, WEBHOOK_SECRET, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER])
+    assert not verify(body + b" ", WEBHOOK_SECRET, headers[TIMESTAMP_HEADER],
+                      headers[SIGNATURE_HEADER])
+    payload = json.loads(body)
+    assert payload["id"] == job_id and payload["status"] == "done"
+    assert payload["score"] == stack.wait_job(job_id)["score"]
+
+
+def test_image_is_gone_after_completion_and_delete_erases(stack: Stack, face_jpeg: bytes,
+                                                          redis_client: redis.Redis):
+    job_id = stack.submit(face_jpeg)["id"]
+    assert stack.wait_job(job_id)["status"] == "done"
+    assert not redis_client.exists(JobStore.image_key(job_id))
+    assert redis_client.exists(JobStore.job_key(job_id))
+    # The image bytes are nowhere in Redis (not in a task message, not in a result).
+    digest = hashlib.sha256(face_jpeg).digest()
+    assert all(hashlib.sha256(redis_client.get(k) or b"").digest() != digest
+               for k in redis_client.scan_iter(count=1000) if redis_client.type(k) == b"string")
+
+    status, _, _ = stack.request("DELETE", f"/v1/jobs/{job_id}")
+    assert status in (200, 204)
+    assert stack.request("GET", f"/v1/jobs/{job_id}")[0] == 404
+    assert list(redis_client.scan_iter(match=f"*{job_id}*")) == []
+
+
+def _unacked_on(queue: str, client: redis.Redis) -> int:
+    """Messages delivered from ``queue`` and not acknowledged (kombu's ``unacked`` hash)."""
+    return sum(json.loads(v)[2] == queue for v in client.hvals("unacked"))
+
+
+def test_worker_killed_mid_task_job_still_completes(stack: Stack, face_jpeg: bytes,
+                                                    redis_client: redis.Redis):
+    """SIGKILL the whole quality worker (leader and child) while it holds a task."""
+    job_ids: list[str] = []
+    killed_mid_task = False
+    for _attempt in range(3):       # a kill can land between two tasks (a few ms): retry
+        job_ids += [stack.submit(face_jpeg)["id"] for _ in range(8)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _unacked_on("quality", redis_client) == 0:
+            time.sleep(0.005)
+        stack.kill_pool("quality")
+        # Its message was delivered and never acknowledged: it is still in the broker.
+        killed_mid_task = _unacked_on("quality", redis_client) >= 1
+        stack.start_workers(["quality"])            # a replacement, as an orchestrator would
+        if killed_mid_task:
+            break
+    assert killed_mid_task, "the quality worker never held a task when killed"
+    jobs = [stack.wait_job(job_id, timeout_s=90) for job_id in job_ids]
+    assert [job["status"] for job in jobs] == ["done"] * len(jobs)
+    assert all(job["missing_tests"] == {} and job["tests_detail"]["quality"]["score"] is not None
+               for job in jobs), [job["missing_tests"] for job in jobs]
+
+
+def test_a_pool_without_its_model_answers_model_unavailable(stack: Stack, face_jpeg: bytes):
+    """The cnn pool runs but has no model file yet: its outcome says so, fusion goes on."""
+    job = stack.wait_job(stack.submit(face_jpeg, tests=["quality", "cnn"])["id"])
+    alone = stack.wait_job(stack.submit(face_jpeg, tests=["quality"])["id"])
+    assert job["status"] == "done"
+    assert job["tests_detail"]["cnn"]["score"] is None
+    assert job["tests_detail"]["cnn"]["error"].startswith("model_unavailable")
+    assert job["missing_tests"]["cnn"].startswith("model_unavailable")
+    assert "test_failed:cnn" in job["reasons"]
+    assert job["score"] == alone["score"] and job["decision"] == alone["decision"]
+
+
+def test_stopped_pool_marks_its_test_missing(stack: Stack, face_jpeg: bytes,
+                                             redis_client: redis.Redis):
+    stack.stop_pool("cnn")
+    try:
+        job_id = stack.submit(face_jpeg, tests=["quality", "cnn"])["id"]
+        job = stack.wait_job(job_id, timeout_s=90)
+    finally:
+        redis_client.delete("cnn")   # the cnn message nobody consumed
+    assert job["status"] == "done"
+    assert set(job["missing_tests"]) == {"cnn"}
+    assert job["missing_tests"]["cnn"] == "no_worker_or_timeout"
+    assert job["tests_detail"]["quality"]["score"] is not None
+    assert job["score"] is not None and job["decision"] in ("live", "spoof")
+
+
+def test_redis_down_gives_503_not_a_hang(tmp_path: Path):
+    """A gateway whose Redis goes away answers 503 with a JSON error within seconds."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    sink = LogSink(tmp_path / "redis.log")
+    redis_process = ManagedProcess("redis", redis_server_argv(url), sink=sink)
+    service = Stack(url, tmp_path, extra_env={"LIVENESS_REQUIRED_QUEUES": "quality,fusion"},
+                    gateway_workers=1)
+    try:
+        assert sink.wait_for("Ready to accept connections", 10)
+        service.start_gateway()
+        image = jpeg(data.astronaut())
+        assert service.submit(image)["status"] == "queued"       # Redis up: accepted
+        redis_process.stop()
+        encoded = {"image": base64.b64encode(image).decode()}
+        for method, path, body in (("POST", "/v1/jobs", encoded),
+                                   ("GET", "/v1/jobs/0123456789abcdef0123456789abcdef", None)):
+            start = time.monotonic()
+            status, _, raw = service.request(method, path, body=body, timeout=20)
+            elapsed = time.monotonic() - start
+            assert status == 503, (method, status, raw)
+            assert json.loads(raw)["error"]["code"]
+            assert elapsed < 10, f"{method} took {elapsed:.1f}s"
+        assert service.request("GET", "/readyz", key=None, timeout=20)[0] == 503
+        assert service.request("GET", "/healthz", key=None)[0] == 200
+    finally:
+        service.stop()
+        redis_process.stop()

@@ -1,0 +1,221 @@
+"""Real components for integration tests: Redis DB 15 and one Celery worker per pool.
+
+Nothing is faked: every pool is a real ``celery -A workers.celery_app worker -Q <queue>
+-c 1 --pool prefork`` process against the real Redis on the machine (started with
+``deploy/ensure-redis.sh`` when none answers). DB 15 is flushed before and after the
+session so tests never touch other data. :class:`WorkerPools` lets a test stop or
+SIGKILL a pool mid-test; the ``pools`` fixture restarts whatever a test left down.
+
+Other test packages can reuse it: ``from tests.integration.conftest import WorkerPools,
+SERVICE_ENV``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from common.config import PROJECT_ROOT, Settings
+from workers.celery_app import QUEUES
+
+REDIS_URL = os.environ.get("LIVENESS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: Environment for the workers and for the test process (restored afterwards).
+SERVICE_ENV = {
+    "LIVENESS_REDIS_URL": REDIS_URL,
+    "LIVENESS_BROKER_URL": REDIS_URL,
+    "LIVENESS_RESULT_BACKEND": REDIS_URL,
+    # Short, so a SIGKILLed worker's message is redelivered within seconds.
+    "LIVENESS_VISIBILITY_TIMEOUT_S": "4",
+    "LIVENESS_TASK_SOFT_TIME_LIMIT_S": "30",
+    "LIVENESS_TASK_TIME_LIMIT_S": "40",
+    "LIVENESS_JOB_DEADLINE_S": "30",
+    "LIVENESS_WEBHOOK_SECRET": "integration-test-secret",
+    "LIVENESS_WEBHOOK_TIMEOUT_S": "3",
+}
+READY_TIMEOUT_S = 90.0
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_redis(url: str = REDIS_URL) -> None:
+    """Start a local Redis with the project's script when none answers."""
+    if _redis_answers(url):
+        return
+    env = {**os.environ, "LIVENESS_REDIS_URL": url}
+    subprocess.run(["bash", str(PROJECT_ROOT / "deploy" / "ensure-redis.sh")], env=env,
+                   check=False, timeout=120)
+    if not _redis_answers(url):
+        pytest.fail(f"no Redis answers on {url} and deploy/ensure-redis.sh could not start one")
+
+
+class WorkerPools:
+    """Real Celery worker processes, one per queue, each in its own process group."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = {**os.environ, **env}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.nodes: dict[str, str] = {}
+        self._serial = itertools.count()
+        from workers.celery_app import make_app
+
+        self._control_app = make_app()
+
+    def start(self, queue: str, wait: bool = True) -> None:
+        """Start ``queue``'s worker (concurrency 1, prefork); wait until it answers ping."""
+        if self.alive(queue):
+            return
+        node = f"{queue}-{next(self._serial)}@liveness-test"
+        log = open(self.log_dir / f"{node.split('@')[0]}.log", "wb")  # noqa: SIM115
+        cmd = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+               "-Q", queue, "-c", "1", "--pool", "prefork", "-n", node, "-l", "info",
+               "--without-gossip", "--without-mingle"]
+        self.procs[queue] = subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.nodes[queue] = node
+        if wait:
+            self.wait_ready([queue])
+
+    def wait_ready(self, queues: list[str], timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Poll ``inspect ping`` until every named worker answers."""
+        pending = {self.nodes[q]: q for q in queues}
+        end = time.monotonic() + timeout_s
+        while pending and time.monotonic() < end:
+            for queue in pending.values():
+                if not self.alive(queue):
+                    pytest.fail(f"worker {queue} exited:\n{self.log_tail(queue)}")
+            replies = self._control_app.control.ping(destination=list(pending), timeout=0.5)
+            for reply in replies:
+                for node in reply:
+                    pending.pop(node, None)
+        if pending:
+            tails = "\n".join(self.log_tail(q) for q in pending.values())
+            pytest.fail(f"workers {sorted(pending)} did not answer ping:\n{tails}")
+
+    def alive(self, queue: str) -> bool:
+        proc = self.procs.get(queue)
+        return proc is not None and proc.poll() is None
+
+    def stop(self, queue: str, timeout_s: float = 30.0) -> None:
+        """Warm shutdown (SIGTERM to the process group), SIGKILL if it hangs."""
+        proc = self.procs.get(queue)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill(queue)
+        self._reap_group(proc.pid)
+
+    def kill(self, queue: str) -> None:
+        """SIGKILL the worker and its pool processes at once (a crash, an OOM kill)."""
+        proc = self.procs.get(queue)
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        self._reap_group(proc.pid)
+
+    @staticmethod
+    def _reap_group(pgid: int) -> None:
+        """Make sure no pool child of the group outlives its parent."""
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            time.sleep(0.05)
+
+    def ensure_all(self) -> None:
+        """Restart every pool a test left stopped or killed."""
+        down = [q for q in QUEUES if not self.alive(q)]
+        for queue in down:
+            self.start(queue, wait=False)
+        if down:
+            self.wait_ready(down)
+
+    def stop_all(self) -> None:
+        for queue in list(self.procs):
+            self.stop(queue)
+
+    def log_tail(self, queue: str, n: int = 30) -> str:
+        path = self.log_dir / f"{self.nodes[queue].split('@')[0]}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return f"--- {queue} ---\n" + "\n".join(lines[-n:])
+
+
+@pytest.fixture(scope="session")
+def service_env() -> Iterator[dict[str, str]]:
+    """The test process sees the same LIVENESS_* settings as the workers."""
+    ensure_redis(REDIS_URL)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in SERVICE_ENV.items():
+            mp.setenv(name, value)
+        yield dict(SERVICE_ENV)
+
+
+@pytest.fixture(scope="session")
+def redis_db(service_env: dict[str, str]) -> Iterator[redis.Redis]:
+    """Redis DB 15, flushed before and after the session."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def worker_pools(redis_db: redis.Redis, service_env: dict[str, str],
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPools]:
+    """One real worker per queue for the whole session; all stopped at the end."""
+    pools = WorkerPools(tmp_path_factory.mktemp("celery-logs"), service_env)
+    try:
+        for queue in QUEUES:
+            pools.start(queue, wait=False)
+        pools.wait_ready(list(QUEUES))
+        yield pools
+    finally:
+        pools.stop_all()
+
+
+@pytest.fixture
+def pools(worker_pools: WorkerPools) -> Iterator[WorkerPools]:
+    """The session's pools, every one running when the test starts and after it ends."""
+    worker_pools.ensure_all()
+    yield worker_pools
+    worker_pools.ensure_all()
+
+
+@pytest.fixture
+def settings(service_env: dict[str, str]) -> Settings:
+    return Settings.from_env()
+
+
+def with_settings(settings: Settings, **changes: object) -> Settings:
+    """A copy of ``settings`` with some fields changed (e.g. a short deadline)."""
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,331 @@
+"""The spine with real parts: Redis DB 15, real Celery workers, the JobService API."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import redis
+import skimage.data
+from PIL import Image
+
+from common.config import Settings
+from common.errors import NotAnImageError
+from common.imageio import decode_image
+from common.jobstore import JobStore
+from common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.integration.conftest import WorkerPools, with_settings
+from workers.celery_app import make_app
+from workers.jobs import JobService, UnknownTestError
+from workers.pipeline import load_tests, score_image
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 60.0
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> bytes:
+    return jpeg(skimage.data.astronaut())
+
+
+@pytest.fixture(scope="module")
+def celery_app(service_env: dict[str, str]):
+    return make_app()
+
+
+def service(settings: Settings, celery_app, **changes: object) -> JobService:
+    s = with_settings(settings, **changes) if changes else settings
+    return JobService(JobStore.from_settings(s), celery_app, s)
+
+
+@pytest.fixture
+def jobs(pools: WorkerPools, settings: Settings, celery_app) -> JobService:
+    return service(settings, celery_app)
+
+
+def wait_done(jobs: JobService, owner: str, job_id: str, timeout_s: float = WAIT_S) -> dict:
+    view = jobs.wait(owner, job_id, timeout_s)
+    assert view is not None
+    assert view["status"] in ("done", "failed"), view
+    return view
+
+
+def job_keys(client: redis.Redis, job_id: str) -> list[bytes]:
+    return list(client.scan_iter(match=f"liveness:*{job_id}*"))
+
+
+def test_result_equals_in_process_score(jobs: JobService, astronaut: bytes) -> None:
+    job = jobs.submit("owner-a", astronaut, tests=["quality"])
+    assert job["status"] == "queued" and job["tests"] == ["quality"]
+    view = wait_done(jobs, "owner-a", job["id"])
+    expected = score_image(decode_image(astronaut), load_tests(["quality"])).to_dict()
+    assert view["status"] == "done"
+    for key in ("score", "decision", "threshold", "fusion", "face_found", "face", "reasons"):
+        assert view[key] == expected[key], key
+    assert view["score"] is not None
+    detail, local = view["tests_detail"]["quality"], expected["tests"]["quality"]
+    # The raw test score varies in its last bits between runs of the same process
+    # (multi-threaded float reductions); the fused score is rounded to 6 decimals.
+    assert detail["score"] == pytest.approx(local["score"], rel=1e-9, abs=1e-12)
+    for key in ("model", "version", "threshold", "error"):
+        assert detail[key] == local[key], key
+    assert view["missing_tests"] == {}
+    assert view["timings"]["finalized_by"] == "chord"
+    assert view["error"] is None
+
+
+def test_image_deleted_and_result_ttl_set(jobs: JobService, astronaut: bytes,
+                                          redis_db: redis.Redis) -> None:
+    job = jobs.submit("owner-a", astronaut)
+    assert redis_db.exists(JobStore.image_key(job["id"]))
+    assert 0 < redis_db.ttl(JobStore.image_key(job["id"])) <= jobs.settings.image_ttl_s
+    wait_done(jobs, "owner-a", job["id"])
+    assert not redis_db.exists(JobStore.image_key(job["id"]))
+    assert 0 < redis_db.ttl(JobStore.job_key(job["id"])) <= jobs.settings.result_ttl_s
+
+
+def test_absent_model_is_recorded_and_fusion_uses_the_rest(jobs: JobService,
+                                                           astronaut: bytes) -> None:
+    both = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut,
+                                                  tests=["quality", "cnn"])["id"])
+    alone = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut,
+                                                   tests=["quality"])["id"])
+    assert both["status"] == "done"
+    assert both["tests_detail"]["cnn"]["score"] is None
+    assert both["tests_detail"]["cnn"]["error"].startswith("model_unavailable")
+    assert set(both["missing_tests"]) == {"cnn"}
+    assert "test_failed:cnn" in both["reasons"]
+    assert both["score"] == alone["score"] and both["decision"] == alone["decision"]
+
+
+def test_stopped_pool_is_reported_missing(pools: WorkerPools, settings: Settings, celery_app,
+                                          astronaut: bytes) -> None:
+    pools.stop("depth3d")
+    jobs = service(settings, celery_app, job_deadline_s=3)
+    job = jobs.submit("owner-a", astronaut, tests=["quality", "depth3d"])
+    view = wait_done(jobs, "owner-a", job["id"])
+    assert view["status"] == "done"
+    assert view["missing_tests"] == {"depth3d": "no_worker_or_timeout"}
+    assert view["timings"]["finalized_by"] == "deadline"
+    assert view["tests_detail"]["quality"]["score"] is not None
+    assert view["score"] is not None
+
+
+def test_sigkilled_worker_does_not_lose_the_job(pools: WorkerPools, settings: Settings,
+                                                celery_app, astronaut: bytes,
+                                                redis_db: redis.Redis) -> None:
+    # The deadline is far beyond the visibility timeout: only redelivery can finish it.
+    jobs = service(settings, celery_app, job_deadline_s=120)
+    for _attempt in range(5):
+        pools.stop("quality")
+        job = jobs.submit("owner-a", astronaut, tests=["quality"])
+        pools.start("quality", wait=False)
+        end = time.monotonic() + WAIT_S
+        while redis_db.hget(JobStore.job_key(job["id"]), "status") == b"queued":
+            assert time.monotonic() < end, "the quality task never started"
+            time.sleep(0.002)
+        pools.kill("quality")
+        if not redis_db.hexists(JobStore.outcomes_key(job["id"]), "quality"):
+            break  # killed mid-task, before its outcome was written
+    else:
+        pytest.fail("could not SIGKILL the worker while the task ran")
+    assert jobs.get("owner-a", job["id"])["status"] == "running"
+    pools.start("quality")
+    view = wait_done(jobs, "owner-a", job["id"])
+    assert view["status"] == "done"
+    assert view["tests_detail"]["quality"]["score"] is not None
+    assert view["missing_tests"] == {}
+    assert view["timings"]["finalized_by"] == "chord"
+
+
+def test_delete_erases_every_key(jobs: JobService, astronaut: bytes,
+                                 redis_db: redis.Redis) -> None:
+    job = jobs.submit("owner-a", astronaut, idempotency_key="erase-me")
+    wait_done(jobs, "owner-a", job["id"])
+    assert job_keys(redis_db, job["id"])
+    assert jobs.delete("owner-b", job["id"]) is False
+    assert jobs.delete("owner-a", job["id"]) is True
+    assert job_keys(redis_db, job["id"]) == []
+    assert not redis_db.exists(JobStore.idem_key("owner-a", "erase-me"))
+    assert jobs.get("owner-a", job["id"]) is None
+    assert jobs.delete("owner-a", job["id"]) is False
+
+
+def test_results_expire_to_a_tombstone(pools: WorkerPools, settings: Settings, celery_app,
+                                       astronaut: bytes, redis_db: redis.Redis) -> None:
+    jobs = service(settings, celery_app, result_ttl_s=1)
+    job = jobs.submit("owner-a", astronaut)
+    wait_done(jobs, "owner-a", job["id"])
+    end = time.monotonic() + 20
+    while (view := jobs.get("owner-a", job["id"]))["status"] != "expired":
+        assert time.monotonic() < end, view
+        time.sleep(0.1)
+    assert view["score"] is None
+    assert jobs.get("owner-b", job["id"]) is None
+    assert job_keys(redis_db, job["id"]) == [JobStore.expired_key(job["id"]).encode()]
+
+
+def test_idempotency_key_returns_the_same_job(jobs: JobService, astronaut: bytes) -> None:
+    first = jobs.submit("owner-a", astronaut, idempotency_key="k-1")
+    again = jobs.submit("owner-a", astronaut, idempotency_key="k-1")
+    other = jobs.submit("owner-b", astronaut, idempotency_key="k-1")
+    assert again["id"] == first["id"]
+    assert other["id"] != first["id"]
+    wait_done(jobs, "owner-a", first["id"])
+    assert jobs.submit("owner-a", astronaut, idempotency_key="k-1")["status"] == "done"
+    wait_done(jobs, "owner-b", other["id"])
+
+
+def test_jobs_are_visible_only_to_their_owner(jobs: JobService, astronaut: bytes) -> None:
+    job = jobs.submit("owner-a", astronaut)
+    assert jobs.get("owner-b", job["id"]) is None
+    assert jobs.wait("owner-b", job["id"], 1) is None
+    assert jobs.get("owner-a", "0" * 32) is None
+    wait_done(jobs, "owner-a", job["id"])
+
+
+def test_bad_input_is_refused_before_queueing(jobs: JobService, astronaut: bytes) -> None:
+    with pytest.raises(UnknownTestError) as info:
+        jobs.submit("owner-a", astronaut, tests=["quality", "palmistry"])
+    assert info.value.code == "unknown_test" and info.value.http_status == 422
+    with pytest.raises(NotAnImageError):
+        jobs.submit("owner-a", b"definitely not an image")
+
+
+def test_batch_tracks_every_item(jobs: JobService, astronaut: bytes) -> None:
+    coffee = jpeg(skimage.data.coffee())
+    items = [("astronaut.jpg", astronaut), ("junk.bin", b"junk"), ("coffee.jpg", coffee)]
+    batch = jobs.create_batch("owner-a", items, tests=["quality"])
+    assert batch["total"] == 3 and batch["counts"]["error"] == 1
+    assert jobs.get_batch("owner-b", batch["id"]) is None
+    for item in batch["items"]:
+        if item["job_id"]:
+            wait_done(jobs, "owner-a", item["job_id"])
+    final = jobs.get_batch("owner-a", batch["id"])
+    assert final["status"] == "done"
+    assert final["counts"]["done"] == 2
+    by_name = {item["name"]: item for item in final["items"]}
+    assert by_name["junk.bin"]["error"].startswith("not_an_image")
+    assert by_name["coffee.jpg"]["result"]["tests"]["quality"]["score"] is not None
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]]
+    event: threading.Event
+
+    failures_left = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.failures_left > 0:
+            type(self).failures_left -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        self.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+        self.event.set()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook_server() -> Iterator[type[_Hook]]:
+    handler = type("Hook", (_Hook,), {"received": [], "event": threading.Event()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_is_signed(jobs: JobService, astronaut: bytes, hook_server) -> None:
+    job = jobs.submit("owner-a", astronaut, callback_url=hook_server.url)
+    assert hook_server.event.wait(WAIT_S), "no webhook arrived"
+    headers, body = hook_server.received[0]
+    secret = jobs.settings.webhook_secret
+    assert verify(body, secret, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER])
+    assert not verify(body + b" ", secret, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER])
+    assert not verify(body, "wrong", headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER])
+    payload = json.loads(body)
+    assert payload["id"] == job["id"] and payload["status"] == "done"
+    assert payload == jobs.get("owner-a", job["id"])
+
+
+def test_missing_image_becomes_an_outcome_and_fails_the_job(service_env, settings: Settings,
+                                                           astronaut: bytes) -> None:
+    from workers.base import execute_test
+    from workers.fusion.tasks import finalize_job
+
+    store = JobStore.from_settings(settings)
+    job_id = "missing" + "0" * 25
+    store.create_job(job_id, "owner-a", astronaut, ["quality"])
+    store.delete_image(job_id)
+    summary = execute_test(store, settings, "quality", job_id)
+    assert summary["score"] is None and summary["error"].startswith("image_missing")
+    assert finalize_job(store, settings, job_id, "test") is True
+    assert finalize_job(store, settings, job_id, "test") is False  # idempotent
+    job = store.get_job(job_id)
+    assert job["status"] == "failed" and job["error"] == "image_missing"
+    store.delete_job(job_id)
+
+
+def test_unreachable_redis_is_a_typed_503(settings: Settings, celery_app,
+                                          astronaut: bytes) -> None:
+    from workers.jobs import StoreUnavailableError
+
+    dead = with_settings(settings, redis_url="redis://127.0.0.1:1/0")
+    jobs = JobService(JobStore.from_settings(dead), celery_app, dead)
+    for call in (lambda: jobs.submit("owner-a", astronaut), lambda: jobs.get("owner-a", "x"),
+                 lambda: jobs.wait("owner-a", "x", 5), lambda: jobs.delete("owner-a", "x")):
+        with pytest.raises(StoreUnavailableError) as info:
+            call()
+        assert info.value.http_status == 503
+
+
+def test_webhook_is_retried_after_a_failure(jobs: JobService, astronaut: bytes,
+                                            hook_server) -> None:
+    hook_server.failures_left = 1
+    job = jobs.submit("owner-a", astronaut, callback_url=hook_server.url)
+    assert hook_server.event.wait(WAIT_S), "the webhook was not retried"
+    assert hook_server.failures_left == 0
+    assert json.loads(hook_server.received[0][1])["id"] == job["id"]
+
+
+def test_timeouts_and_bugs_become_outcomes(service_env, settings: Settings, astronaut: bytes,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    import workers.base
+
+    store = JobStore.from_settings(settings)
+    for raised, prefix in ((SoftTimeLimitExceeded(), "timeout"),
+                           (ZeroDivisionError(), "internal_error")):
+        def boom(*_args: object, exc: BaseException = raised) -> None:
+            raise exc
+
+        monkeypatch.setattr(workers.base, "run_test", boom)
+        job_id = f"{prefix}".ljust(32, "0")
+        store.create_job(job_id, "owner-a", astronaut, ["quality"])
+        summary = workers.base.execute_test(store, settings, "quality", job_id)
+        assert summary["score"] is None and summary["error"].startswith(prefix)
+        assert store.get_outcomes(job_id)["quality"]["face"]["found"] is True
+        assert store.get_job(job_id)["status"] == "running"
+        store.delete_job(job_id)

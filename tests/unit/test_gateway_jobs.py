@@ -1,0 +1,319 @@
+"""``/v1/jobs`` through Flask's test client against real Redis (DB 14) and JobService."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.faces import FaceBox, FaceDetection
+from common.jobstore import JobStore
+from tests.unit.test_gateway_support import (
+    KEYS,
+    app,
+    auth,
+    build_app,
+    client,
+    db,
+    jpeg_bytes,
+    make_settings,
+    png_header_only,
+    redis_db,
+)
+from workers import pipeline
+
+__all__ = ["app", "client", "db", "redis_db"]  # fixtures used by name
+
+
+def submit(client, body: bytes | None = None, owner: str = "alice", **form):
+    payload = {"image": (io.BytesIO(jpeg_bytes() if body is None else body), "face.jpg")}
+    payload.update(form)
+    return client.post("/v1/jobs", data=payload, headers=auth(owner),
+                       content_type="multipart/form-data")
+
+
+def finished_result() -> dict:
+    """A result dict as the fusion worker writes it (``combine`` of the pipeline)."""
+    face = FaceDetection(FaceBox(10, 90, 90, 10), True, "hog", 1)
+    outcome = pipeline.TestOutcome(score=0.83, model="w-iqa", version="1", threshold=0.5,
+                                   seconds=0.2)
+    result = pipeline.combine(face, {"quality": outcome}, 0.75).to_dict()
+    result["missing_tests"] = {}
+    result["timings"] = {"total_s": 0.75}
+    return result
+
+
+def finish(app, job_id: str, result: dict | None = None) -> None:
+    store = JobStore(app.extensions["liveness"].jobs.store.redis, make_settings())
+    store.finish(job_id, "done", result or finished_result())
+
+
+# --- submission ----------------------------------------------------------------------
+def test_multipart_submission_is_accepted_and_readable(client):
+    response = submit(client, tests="quality")
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert set(body) == {"id", "status", "links"} and body["status"] == "queued"
+    assert response.headers["Location"] == body["links"]["self"] == f"/v1/jobs/{body['id']}"
+    assert "Retry-After" not in response.headers
+    job = client.get(body["links"]["self"], headers=auth()).get_json()
+    assert job["id"] == body["id"] and job["status"] == "queued"
+    assert job["tests"] == ["quality"] and job["score"] is None
+
+
+def test_multipart_tests_may_be_repeated_fields(client):
+    response = client.post("/v1/jobs", headers=auth(), content_type="multipart/form-data",
+                           data={"image": (io.BytesIO(jpeg_bytes()), "a.jpg"),
+                                 "tests": ["quality", "cnn"]})
+    assert response.status_code == 202, response.get_json()
+    job = client.get(response.headers["Location"], headers=auth()).get_json()
+    assert job["tests"] == ["quality", "cnn"]
+
+
+def test_json_base64_submission_with_options(client):
+    image = base64.b64encode(jpeg_bytes()).decode()
+    response = client.post("/v1/jobs", headers=auth(), json={
+        "image": image, "tests": ["quality"], "callback_url": "https://example.org/hook"})
+    assert response.status_code == 202, response.get_json()
+    job = client.get(response.headers["Location"], headers=auth()).get_json()
+    assert job["tests"] == ["quality"]
+
+
+def test_data_url_and_urlsafe_base64_are_accepted(client):
+    raw = jpeg_bytes()
+    for text in ("data:image/jpeg;base64," + base64.b64encode(raw).decode(),
+                 base64.urlsafe_b64encode(raw).decode().rstrip("=")):
+        response = client.post("/v1/jobs", headers=auth(), json={"image": text})
+        assert response.status_code == 202, response.get_json()
+
+
+def test_done_job_carries_the_fused_result(app, client):
+    job_id = submit(client).get_json()["id"]
+    finish(app, job_id)
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth()).get_json()
+    expected = finished_result()
+    assert job["status"] == "done"
+    for name in ("score", "decision", "threshold", "fusion", "face_found", "face", "reasons"):
+        assert job[name] == expected[name]
+    assert job["tests_detail"]["quality"]["model"] == "w-iqa"
+    assert job["missing_tests"] == {}
+
+
+def test_long_poll_returns_when_the_job_finishes(app, client):
+    job_id = submit(client).get_json()["id"]
+    timer = threading.Timer(0.3, finish, args=(app, job_id))
+    timer.start()
+    try:
+        job = client.get(f"/v1/jobs/{job_id}?wait=20", headers=auth()).get_json()
+    finally:
+        timer.join()
+    assert job["status"] == "done"
+
+
+def test_long_poll_is_capped(db):
+    app = build_app(make_settings(long_poll_max_s=0))
+    client = app.test_client()
+    job_id = submit(client).get_json()["id"]
+    # wait=3600 with a cap of 0 answers at once instead of holding the request an hour.
+    job = client.get(f"/v1/jobs/{job_id}?wait=3600", headers=auth()).get_json()
+    assert job["status"] == "queued"
+
+
+def test_idempotency_key_returns_the_first_job_per_owner(client):
+    first = submit(client)  # no key: a job of its own
+    headers = {**auth(), "Idempotency-Key": "order-17"}
+    payload = lambda: {"image": (io.BytesIO(jpeg_bytes()), "a.jpg")}  # noqa: E731
+    a = client.post("/v1/jobs", data=payload(), headers=headers).get_json()["id"]
+    b = client.post("/v1/jobs", data=payload(), headers=headers).get_json()["id"]
+    other = client.post("/v1/jobs", data=payload(),
+                        headers={**auth("bob"), "Idempotency-Key": "order-17"}).get_json()["id"]
+    assert a == b != other and first.get_json()["id"] not in (a, other)
+
+
+def test_delete_erases_every_key_of_the_job(app, client, db):
+    job_id = submit(client).get_json()["id"]
+    assert any(job_id in k.decode() for k in db.keys("liveness:*"))
+    assert client.delete(f"/v1/jobs/{job_id}", headers=auth()).status_code == 204
+    assert not [k for k in db.keys("liveness:*") if job_id in k.decode()]
+    response = client.get(f"/v1/jobs/{job_id}", headers=auth())
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+    assert client.delete(f"/v1/jobs/{job_id}", headers=auth()).status_code == 404
+
+
+def test_expired_job_answers_expired_to_its_owner_only(app, client, db):
+    job_id = submit(client).get_json()["id"]
+    db.delete(JobStore.job_key(job_id))  # the record expired; the tombstone remains
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth()).get_json()["status"] == "expired"
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth("bob")).status_code == 404
+
+
+# --- authentication and tenancy ----------------------------------------------------------
+def test_missing_and_invalid_keys_are_401(client):
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"X-API-Key": "nope"},
+                    {"Authorization": f"Basic {KEYS['alice']}"}):
+        response = client.get("/v1/jobs/abc", headers=headers)
+        assert response.status_code == 401
+        assert response.get_json()["error"]["code"] == "unauthorized"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert submit(client, owner="alice").status_code == 202
+    response = client.post("/v1/jobs", data={"image": (io.BytesIO(jpeg_bytes()), "a.jpg")})
+    assert response.status_code == 401
+
+
+def test_x_api_key_header_works(client):
+    response = client.post("/v1/jobs", data={"image": (io.BytesIO(jpeg_bytes()), "a.jpg")},
+                           headers={"X-API-Key": KEYS["bob"]})
+    assert response.status_code == 202
+
+
+def test_another_key_sees_404(client):
+    job_id = submit(client, owner="alice").get_json()["id"]
+    for method in (client.get, client.delete):
+        response = method(f"/v1/jobs/{job_id}", headers=auth("bob"))
+        assert response.status_code == 404
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth("alice")).status_code == 200
+
+
+def test_malformed_key_configuration_fails_at_start(db):
+    with pytest.raises(ValueError, match="API_KEY_HASHES"):
+        build_app(make_settings(api_key_hashes="alice:not-a-hash"))
+
+
+# --- every error maps to a JSON 4xx ----------------------------------------------------------
+def _truncated_jpeg() -> bytes:
+    raw = jpeg_bytes()
+    return raw[: len(raw) // 2]
+
+
+def _gif() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(buffer, format="GIF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    (b"", 422, "empty_image"),
+    (b"hello, this is plain text and not an image at all", 415, "not_an_image"),
+    (_truncated_jpeg(), 422, "corrupt_image"),
+    (png_header_only(50_000, 50_000), 413, "too_many_pixels"),
+    (_gif(), 415, "unsupported_format"),
+    (jpeg_bytes(np.zeros((20, 20, 3), np.uint8)), 422, "image_too_small"),
+])
+def test_bad_images_map_to_typed_errors(client, body, status, code):
+    response = submit(client, body)
+    assert response.status_code == status
+    assert response.get_json() == {"error": {"code": code, "message": response.get_json()[
+        "error"]["message"]}}
+
+
+@pytest.mark.parametrize(("kwargs", "status", "code"), [
+    ({"data": "{not json", "content_type": "application/json"}, 400, "invalid_json"),
+    ({"data": "", "content_type": "application/json"}, 400, "invalid_json"),
+    ({"json": ["a list"]}, 400, "invalid_request"),
+    ({"json": {"tests": ["quality"]}}, 400, "missing_image"),
+    ({"json": {"image": 12}}, 400, "invalid_request"),
+    ({"json": {"image": "not base64 !!"}}, 400, "invalid_base64"),
+    ({"json": {"image": "QUJD", "tests": "quality"}}, 415, "not_an_image"),
+    ({"json": {"image": "QUJD", "tests": [1, 2]}}, 400, "invalid_request"),
+    ({"data": "raw", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+    ({"data": {"file": (io.BytesIO(b"x"), "a.jpg")}, "content_type": "multipart/form-data"},
+     400, "missing_image"),
+])
+def test_malformed_requests_are_400_class(client, kwargs, status, code):
+    response = client.post("/v1/jobs", headers=auth(), **kwargs)
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["error"]["code"] == code
+
+
+def test_unknown_test_is_422(client):
+    response = submit(client, tests="quality,palmistry")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "unknown_test"
+    image = base64.b64encode(jpeg_bytes()).decode()
+    response = client.post("/v1/jobs", headers=auth(), json={"image": image, "tests": ["x"]})
+    assert response.get_json()["error"]["code"] == "unknown_test"
+
+
+@pytest.mark.parametrize("url", [
+    "ftp://example.org/hook", "https://user:pw@example.org/hook", "example.org/hook",
+    "https:///nohost", "http://example.org:99999/", "https://example.org/a b", 17,
+])
+def test_bad_callback_urls_are_422(client, url):
+    image = base64.b64encode(jpeg_bytes()).decode()
+    response = client.post("/v1/jobs", headers=auth(), json={"image": image, "callback_url": url})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "invalid_callback_url"
+
+
+def test_bad_query_and_header_values_are_400(client):
+    job_id = submit(client).get_json()["id"]
+    for wait in ("soon", "-1", "nan", "inf"):
+        response = client.get(f"/v1/jobs/{job_id}?wait={wait}", headers=auth())
+        assert response.status_code == 400, wait
+    response = client.post("/v1/jobs", data={"image": (io.BytesIO(jpeg_bytes()), "a.jpg")},
+                           headers={**auth(), "Idempotency-Key": "k" * 300})
+    assert response.get_json()["error"]["code"] == "invalid_idempotency_key"
+
+
+def test_too_large_bodies_and_images_are_413(db):
+    app = build_app(make_settings(max_image_bytes=50_000))
+    client = app.test_client()
+    # Larger than the image limit but within the body limit: the core's typed error.
+    big_image = jpeg_bytes(np.random.default_rng(0).integers(0, 255, (300, 300, 3), np.uint8),
+                           quality=95)
+    assert 50_000 < len(big_image) < 1_000_000
+    response = submit(client, big_image)
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "image_too_large"
+    # Larger than the whole-body limit: refused before the body is parsed.
+    response = client.post("/v1/jobs", headers=auth(),
+                           data=json.dumps({"image": "A" * 3_000_000}),
+                           content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_too_large"
+
+
+def test_unknown_route_and_wrong_method_are_json(client):
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+    response = client.put("/v1/jobs", headers=auth())
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_a_bug_is_a_json_500(app):
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("bug")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "internal_error"
+    assert "bug" not in response.get_data(as_text=True)
+
+
+# --- rate limits -------------------------------------------------------------------------
+def test_rate_limit_is_per_key_with_retry_after(db):
+    client = build_app(make_settings(rate_limit="3/minute")).test_client()
+    answers = [client.get("/v1/jobs/x", headers=auth()) for _ in range(4)]
+    assert [r.status_code for r in answers] == [404, 404, 404, 429]
+    refused = answers[-1]
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert client.get("/v1/jobs/x", headers=auth("bob")).status_code == 404  # own budget
+    assert client.get("/healthz").status_code == 200  # operations are not limited
+
+
+def test_uploads_stay_in_memory(app):
+    with app.test_request_context("/v1/jobs", method="POST", data={
+            "image": (io.BytesIO(b"x" * 2_000_000), "big.jpg")}):
+        from flask import request
+
+        assert isinstance(request.files["image"].stream, io.BytesIO)
+

@@ -1,0 +1,1 @@
+"""The CNN liveness test pool (its model arrives with a later issue)."""

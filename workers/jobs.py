@@ -1,0 +1,245 @@
+"""The job service the gateway calls: submit, read, wait for, erase jobs and batches.
+
+A submission validates the image (:func:`common.imageio.decode_image`, so bad input
+fails here with a typed :class:`~common.errors.ImageError` and never reaches a
+worker), stores it once in the job store, and enqueues
+``chord(group(one task per test), liveness.fusion.finalize)`` plus a
+``liveness.fusion.deadline`` task due ``job_deadline_s`` later. Task messages carry
+the job id only. Signatures are built by task name, so the gateway never imports
+model code.
+
+Ownership: every read checks the job's owner (the API-key id); another key's job is
+indistinguishable from an unknown one (``None``), which the gateway answers with 404.
+A broker or Redis outage raises :class:`StoreUnavailableError` (HTTP 503).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis
+from celery import Celery, chord, group
+from kombu.exceptions import OperationalError
+
+from common.config import Settings
+from common.errors import ImageError, LivenessError
+from common.imageio import decode_image
+from common.jobstore import TERMINAL, JobStore, new_id
+from workers.celery_app import TEST_POOLS
+
+#: The tests a job may ask for: one per test pool.
+KNOWN_TESTS: tuple[str, ...] = TEST_POOLS
+
+
+class UnknownTestError(LivenessError):
+    """A requested test name is not one of :data:`KNOWN_TESTS`."""
+
+    code = "unknown_test"
+    http_status = 422
+
+
+class StoreUnavailableError(LivenessError):
+    """Redis (job store) or the broker cannot be reached."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+_RESULT_FIELDS = ("score", "decision", "threshold", "fusion", "face_found", "face", "reasons")
+
+
+def job_view(
+    job_id: str, record: dict[str, Any] | None, status: str | None = None
+) -> dict[str, Any]:
+    """The public job dict (GET /v1/jobs/<id>); result fields are None until done."""
+    record = record or {}
+    result = record.get("result") or {}
+    view: dict[str, Any] = {
+        "id": job_id,
+        "status": status or record.get("status"),
+        "created_at": record.get("created_at"),
+        "updated_at": record.get("updated_at"),
+        "tests": record.get("tests", []),
+    }
+    for name in _RESULT_FIELDS:
+        view[name] = result.get(name)
+    view["tests_detail"] = result.get("tests")
+    view["missing_tests"] = result.get("missing_tests")
+    view["timings"] = result.get("timings")
+    view["error"] = record.get("error") or None
+    return view
+
+
+@contextlib.contextmanager
+def _available() -> Iterator[None]:
+    """Turn connection failures into a typed 503 error instead of a hang or a 500."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
+        raise StoreUnavailableError(f"the job store or broker is unreachable: {exc}") from exc
+
+
+class JobService:
+    """Jobs on top of a :class:`JobStore` and the Celery app."""
+
+    def __init__(self, store: JobStore, celery_app: Celery, settings: Settings | None = None):
+        self.store = store
+        self.app = celery_app
+        self.settings = settings or store.settings
+
+    # --- single jobs -----------------------------------------------------------------
+    def resolve_tests(self, tests: Iterable[str] | None) -> list[str]:
+        """Validated, de-duplicated test names in request order (default when empty)."""
+        names = [t.strip() for t in (tests or []) if t and t.strip()]
+        if not names:
+            names = [t.strip() for t in self.settings.default_tests.split(",") if t.strip()]
+        unknown = [n for n in names if n not in KNOWN_TESTS]
+        if unknown:
+            raise UnknownTestError(
+                f"unknown test(s) {', '.join(map(repr, unknown))}; "
+                f"known tests: {', '.join(KNOWN_TESTS)}"
+            )
+        return list(dict.fromkeys(names))
+
+    def submit(
+        self,
+        owner: str,
+        image_bytes: bytes,
+        tests: Iterable[str] | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+        batch_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Validate, store and enqueue one image; the queued job dict.
+
+        With an ``idempotency_key`` already used by this owner, the existing job is
+        returned and nothing is enqueued.
+        """
+        names = self.resolve_tests(tests)
+        decode_image(image_bytes, self.settings)  # typed ImageError on bad input
+        job_id = new_id()
+        with _available():
+            idem = None
+            if idempotency_key:
+                existing = self.store.claim_idempotency(owner, idempotency_key, job_id)
+                if existing is not None:
+                    view = self.get(owner, existing)
+                    return view if view is not None else job_view(existing, None, "queued")
+                idem = self.store.idem_key(owner, idempotency_key)
+            record = self.store.create_job(
+                job_id, owner, image_bytes, names, callback_url, batch_id, idem
+            )
+            try:
+                self._enqueue(job_id, names)
+            except Exception:
+                self.store.delete_job(job_id)  # never leave a job no task will finish
+                raise
+        return job_view(job_id, record)
+
+    def _enqueue(self, job_id: str, names: list[str]) -> None:
+        deadline_s = self.settings.job_deadline_s
+        header = group(
+            self.app.signature(f"liveness.{name}.score", args=(job_id,), expires=deadline_s)
+            for name in names
+        )
+        finalize = self.app.signature("liveness.fusion.finalize", kwargs={"job_id": job_id})
+        chord(header)(finalize)
+        self.app.signature("liveness.fusion.deadline", args=(job_id,)).apply_async(
+            countdown=deadline_s
+        )
+
+    def get(self, owner: str, job_id: str) -> dict[str, Any] | None:
+        """The job dict; ``status="expired"`` after result expiry; None if not the owner's."""
+        with _available():
+            record = self.store.get_job(job_id)
+            if record is None:
+                if self.store.expired_owner(job_id) == owner:
+                    return job_view(job_id, None, "expired")
+                return None
+        if record.get("owner") != owner:
+            return None
+        return job_view(job_id, record)
+
+    def wait(self, owner: str, job_id: str, timeout_s: float) -> dict[str, Any] | None:
+        """Like :meth:`get`, but first waits up to ``timeout_s`` for done/failed."""
+        view = self.get(owner, job_id)
+        if view is None or view["status"] in (*TERMINAL, "expired") or timeout_s <= 0:
+            return view
+        with _available():
+            self.store.wait_done(job_id, timeout_s)
+        return self.get(owner, job_id)
+
+    def delete(self, owner: str, job_id: str) -> bool:
+        """Erase every key of the owner's job now; False when unknown or not theirs."""
+        with _available():
+            record = self.store.get_job(job_id)
+            if record is None:
+                if self.store.expired_owner(job_id) != owner:
+                    return False
+            elif record.get("owner") != owner:
+                return False
+            self.store.delete_job(job_id)
+        return True
+
+    # --- batches ---------------------------------------------------------------------
+    def create_batch(
+        self,
+        owner: str,
+        items: list[tuple[str, bytes]],
+        tests: Iterable[str] | None = None,
+        callback_url: str | None = None,
+    ) -> dict[str, Any]:
+        """One job per ``(name, bytes)`` item; an item's bad image is recorded, not fatal."""
+        names = self.resolve_tests(tests)
+        batch_id = new_id()
+        entries: list[dict[str, Any]] = []
+        for name, data in items:
+            try:
+                job = self.submit(owner, data, names, callback_url, batch_id=batch_id)
+                entries.append({"name": name, "job_id": job["id"], "error": None})
+            except ImageError as exc:
+                entries.append({"name": name, "job_id": None,
+                                "error": f"{exc.code}: {exc.message}"})
+        with _available():
+            self.store.create_batch(batch_id, owner, entries)
+        view = self.get_batch(owner, batch_id)
+        assert view is not None
+        return view
+
+    def get_batch(self, owner: str, batch_id: str) -> dict[str, Any] | None:
+        """Progress counts and per-image status/result/error; None if not the owner's.
+
+        Each item's ``result`` is the in-process result dict (``LivenessResult.to_dict()``
+        plus ``missing_tests``/``timings``), so ``common.cli.score.result_row`` turns it
+        into the same CSV row ``liveness score`` writes.
+        """
+        with _available():
+            record = self.store.get_batch(batch_id)
+            if record is None or record.get("owner") != owner:
+                return None
+            counts = {s: 0 for s in ("queued", "running", "done", "failed", "expired", "error")}
+            items = []
+            for entry in record["items"]:
+                item = {"name": entry["name"], "job_id": entry["job_id"], "status": "error",
+                        "result": None, "error": entry["error"]}
+                if entry["job_id"]:
+                    job = self.store.get_job(entry["job_id"])
+                    if job is None:
+                        item["status"] = "expired"
+                    else:
+                        item["status"] = job["status"]
+                        item["result"] = job.get("result")
+                        item["error"] = job.get("error") or None
+                counts[item["status"]] = counts.get(item["status"], 0) + 1
+                items.append(item)
+        pending = counts["queued"] + counts["running"]
+        return {
+            "id": batch_id,
+            "status": "running" if pending else "done",
+            "created_at": record["created_at"],
+            "total": len(items),
+            "counts": counts,
+            "items": items,
+        }

@@ -256,7 +256,7 @@ def _fit_biqi_parts(
 
 
 def _predict_biqi(clf: Any, regs: list[Any], z: np.ndarray) -> np.ndarray:
-    q = np.stack([r.predict(z) for r in regs], axis=1)
+    q = np.stack([r.predict(z) for r in regs], axis=1)  # sklearn SVR (fitting only)
     return (clf.predict_proba(z) * q).sum(axis=1)
 
 
@@ -276,7 +276,7 @@ def _cross_validate(
         clf, regs = _fit_biqi_parts(z[~test], ds["label"][~test], ds["target"][~test], clf_c, svr)
         preds[test] = _predict_biqi(clf, regs, z[test])
         dist = test & (ds["label"] >= 0)
-        correct.append(clf.predict(z[dist]) == ds["label"][dist])
+        correct.append(clf.predict(z[dist]) == ds["label"][dist])  # sklearn (fitting only)
     rho = spearmanr(preds, ds["target"]).statistic
     rmse = float(np.sqrt(np.mean((preds - ds["target"]) ** 2)))
     accuracy = float(np.concatenate(correct).mean())

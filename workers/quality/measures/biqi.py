@@ -196,7 +196,7 @@ class BiqiModel:
             out[:, i] = np.exp(-gamma * np.maximum(d2, 0.0)) @ dual + intercept
         return out
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
+    def predict_quality(self, features: np.ndarray) -> np.ndarray:
         """BIQI = sum_i p_i q_i for raw feature rows (n, 18)."""
         z = self.standardise(np.atleast_2d(features))
         return (self.probabilities(z) * self.class_qualities(z)).sum(axis=1)
@@ -216,4 +216,4 @@ def load_model(path: Path = PARAMS_PATH) -> BiqiModel:
 
 def blind_image_quality_index(grey: np.ndarray) -> float:
     """BIQI of a grey image (2-D, 0..255): about 0 = pristine, larger = worse."""
-    return float(load_model().predict(wavelet_features(grey))[0])
+    return float(load_model().predict_quality(wavelet_features(grey))[0])

@@ -129,9 +129,10 @@ def redis_server_argv(url: str) -> list[str]:
             "--port", str(parts.port or 6379), "--save", "", "--appendonly", "no"]
 
 
-def celery_worker_argv(pool: str, concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
+def celery_worker_argv(pool: str, concurrency: int = 1, loglevel: str = "INFO",
+                       node: str | None = None) -> list[str]:
     """The command of one pool's worker: it consumes only its own queue."""
-    node = f"{pool}-{secrets.token_hex(3)}@%h"   # unique: several workers of one pool
+    node = node or f"{pool}-{secrets.token_hex(3)}@%h"  # unique: several workers of one pool
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
             "-Q", pool, "-n", node, "--concurrency", str(concurrency),
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

@@ -18,7 +18,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from common.cli.serve import celery_worker_argv, redis_answers
 from common.config import PROJECT_ROOT, Settings
 from workers.celery_app import QUEUES
 
@@ -46,21 +46,14 @@ SERVICE_ENV = {
 READY_TIMEOUT_S = 90.0
 
 
-def _redis_answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
 def ensure_redis(url: str = REDIS_URL) -> None:
     """Start a local Redis with the project's script when none answers."""
-    if _redis_answers(url):
+    if redis_answers(url):
         return
     env = {**os.environ, "LIVENESS_REDIS_URL": url}
     subprocess.run(["bash", str(PROJECT_ROOT / "deploy" / "ensure-redis.sh")], env=env,
                    check=False, timeout=120)
-    if not _redis_answers(url):
+    if not redis_answers(url):
         pytest.fail(f"no Redis answers on {url} and deploy/ensure-redis.sh could not start one")
 
 
@@ -83,9 +76,7 @@ class WorkerPools:
             return
         node = f"{queue}-{next(self._serial)}@liveness-test"
         log = open(self.log_dir / f"{node.split('@')[0]}.log", "wb")  # noqa: SIM115
-        cmd = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-               "-Q", queue, "-c", "1", "--pool", "prefork", "-n", node, "-l", "info",
-               "--without-gossip", "--without-mingle"]
+        cmd = [*celery_worker_argv(queue, concurrency=1, node=node), "--pool", "prefork"]
         self.procs[queue] = subprocess.Popen(
             cmd, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,

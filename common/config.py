@@ -61,8 +61,9 @@ class Settings:
     webhook_timeout_s: float = 5.0
     #: Webhook POST attempts before giving up (exponential backoff between them).
     webhook_attempts: int = 5
-    #: Tests a job runs when the client names none (comma-separated).
-    default_tests: str = "quality"
+    #: Tests a job runs when the client names none (comma-separated); empty: the tests
+    #: whose registry entry says ``default=True`` (today ``quality``).
+    default_tests: str = ""
     # --- HTTP gateway (issue 3) ---
     #: API keys as ``id:sha256hex`` pairs, comma-separated; the id owns the key's jobs.
     #: Only hashes are configured (``liveness apikey`` prints a new key and its line).
@@ -79,8 +80,9 @@ class Settings:
     max_zip_bytes: int = 200_000_000
     #: Upper bound of ``GET /v1/jobs/<id>?wait=N`` (seconds).
     long_poll_max_s: int = 30
-    #: Queues ``/readyz`` needs a consuming worker on (comma-separated).
-    required_queues: str = "quality,fusion"
+    #: Queues ``/readyz`` needs a consuming worker on (comma-separated); empty: the
+    #: ``face`` stage, the default tests' queues and ``fusion``.
+    required_queues: str = ""
     #: Seconds ``/readyz`` reuses its last answer (worker inspection costs a broadcast).
     readyz_cache_s: float = 5.0
     #: Connect/read timeout of the gateway's Redis calls: fail fast with 503, never hang.

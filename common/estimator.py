@@ -1,15 +1,15 @@
 """The estimator contract every liveness test follows (after bob.pad.face).
 
 Each test is an sklearn-style classifier — ``fit`` / ``predict_proba`` — that can
-also ``save`` itself to a folder as plain numbers (JSON/NPZ, never pickle, so that
-loading a model cannot run code) and ``load`` it back. Fusion, evaluation and the
-CLI therefore treat all tests alike. ``predict_proba`` columns follow ``classes_``
+also ``save`` itself to a model folder as plain numbers (``model.json`` +
+``weights.npz``, never pickle, so that loading a model cannot run code; see
+:mod:`common.modelfolder`) and ``load`` it back. Fusion, evaluation and the CLI therefore
+treat all tests alike. ``predict_proba`` columns follow ``classes_``
 which is always ``[0, 1]`` = ``[attack, live]``.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,9 +19,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from common.errors import ModelError
+from common.modelfolder import MANIFEST, load_npz, npz_bytes, read_model_folder, write_model_folder
 
 ATTACK, LIVE = 0, 1
-MODEL_FILE = "model.json"
+MODEL_FILE = MANIFEST
+#: The file holding an estimator's fitted state.
+WEIGHTS_FILE = "weights.npz"
 
 
 @dataclass
@@ -74,32 +77,28 @@ class LivenessEstimator(BaseEstimator, ClassifierMixin, ABC):
         return (self.predict_proba(X)[:, LIVE] >= threshold).astype(int)
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``model.json`` into ``folder`` and return its path."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        doc = {
+        """Write ``weights.npz`` (the fitted state) and ``model.json`` into ``folder``.
+
+        See :mod:`common.modelfolder` for the layout; returns the path of ``model.json``.
+        """
+        manifest = {
             "format": f"{type(self).__module__}.{type(self).__qualname__}",
             "format_version": self.format_version,
             "info": self.info.to_dict() if self.info else None,
             "params": self.get_params(deep=False),
-            "state": self._to_arrays(),
         }
-        path = folder / MODEL_FILE
-        path.write_text(json.dumps(doc, indent=1, default=_json_default))
-        return path
+        return write_model_folder(folder, manifest, {WEIGHTS_FILE: npz_bytes(self._to_arrays())})
 
     @classmethod
     def load(cls, folder: str | Path) -> Self:
-        """Read a folder written by :meth:`save`; :class:`ModelError` if it is not one."""
+        """Read a folder written by :meth:`save`; :class:`ModelError` if it is not one.
+
+        Every weight file's SHA-256 is checked against ``model.json`` first.
+        """
+        doc = read_model_folder(folder)
         path = Path(folder)
-        if path.is_dir():
-            path = path / MODEL_FILE
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ModelError(f"no model file at {path}") from exc
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{path} is not a readable model file: {exc}") from exc
+        if not path.is_dir():
+            path = path.parent
         expected = f"{cls.__module__}.{cls.__qualname__}"
         if doc.get("format") != expected:
             raise ModelError(f"{path} holds a {doc.get('format')!r} model, not {expected!r}")
@@ -108,20 +107,12 @@ class LivenessEstimator(BaseEstimator, ClassifierMixin, ABC):
                 f"{path} has format version {doc.get('format_version')}; "
                 f"this code reads version {cls.format_version}"
             )
+        if WEIGHTS_FILE not in doc["files"]:
+            raise ModelError(f"{path}/model.json does not list {WEIGHTS_FILE}")
         model = cls(**doc.get("params", {}))
         try:
-            model._from_arrays(doc["state"])
+            model._from_arrays(load_npz(path / WEIGHTS_FILE))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{path} is missing or has malformed fitted state: {exc}") from exc
         model.info = ModelInfo(**doc["info"]) if doc.get("info") else None
         return model
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")

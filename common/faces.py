@@ -39,12 +39,15 @@ import functools
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from common.config import Settings, get_settings
+from common.result import FaceBox, FaceDetection
+
+__all__ = ["FaceBox", "FaceDetection", "crop_face", "detect_faces", "locate_face",
+           "square_box", "whole_image_box"]
 
 #: No face was found; the box is the largest centred square of the image.
 NO_FACE = "no_face"
@@ -73,51 +76,6 @@ _UPSAMPLE = {"hog": 1, "cnn": 0}
 #: replicated/grey ones by far; 20 % beat 30-50 %; bigger working sizes found no more
 #: faces and cost more (HOG ~15 ms here, the CNN ~220 ms).
 _PADDED = {"hog": (280, 0.2), "cnn": (160, 0.2)}
-
-
-@dataclass(frozen=True)
-class FaceBox:
-    """A face box in face_recognition's (top, right, bottom, left) order, half-open."""
-
-    top: int
-    right: int
-    bottom: int
-    left: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def area(self) -> int:
-        return max(self.width, 0) * max(self.height, 0)
-
-    def to_dict(self) -> dict[str, int]:
-        return {"top": self.top, "right": self.right, "bottom": self.bottom, "left": self.left}
-
-
-@dataclass(frozen=True)
-class FaceDetection:
-    """Where the face is, how it was found, and the reason codes to report."""
-
-    box: FaceBox
-    found: bool
-    method: str
-    n_faces: int
-    reasons: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "box": self.box.to_dict(),
-            "found": self.found,
-            "method": self.method,
-            "n_faces": self.n_faces,
-            "reasons": list(self.reasons),
-        }
 
 
 # --- detectors (loaded once per process) -------------------------------------------------

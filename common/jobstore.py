@@ -6,8 +6,9 @@ Keys (prefix ``liveness:``):
                             when the job ends. Never in task messages, on disk or in logs.
 - ``job:<id>``              hash: owner, status (queued|running|done|failed), created_at,
                             updated_at (ISO 8601 UTC), tests (JSON list), callback_url,
-                            batch_id, result (JSON), error, result_ttl_s, idem_key.
-- ``job:<id>:outcomes``     hash: test name → JSON of a ``TestOutcome`` plus ``face``.
+                            batch_id, result (JSON), error, result_ttl_s, idem_key,
+                            face (JSON of the face stage's ``FaceDetection``, once it ran).
+- ``job:<id>:outcomes``     hash: test name → JSON of a ``TestOutcome``.
 - ``job:<id>:final``        SET-NX guard so the chord callback and the deadline task
                             finalise a job once.
 - ``expired:<id>``          tombstone (owner) outliving the result by 7 days, so a GET
@@ -46,6 +47,13 @@ if status == 'queued' then
 end
 return 0
 """
+# Record the face stage's result only while the job is alive and unfinished.
+_PUT_FACE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if (not status) or status == 'done' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'face', ARGV[1], 'updated_at', ARGV[2])
+return 1
+"""
 # Record an outcome only while the job is alive and unfinished; keep the job's TTL.
 _PUT_OUTCOME = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -70,6 +78,8 @@ def new_id() -> str:
 
 #: Redis hash: ``"<test>:<outcome>"`` → count; outcome ``ok``, ``error`` or ``missing``.
 OUTCOMES_METRICS_KEY = "liveness:metrics:outcomes"
+#: Redis hash: pipeline stage → runs (``face_detections``: face-stage detections).
+STAGES_METRICS_KEY = "liveness:metrics:stages"
 #: Redis hash: final job status (``done``/``failed``) or decision (``decision:live`` …) → count.
 JOBS_METRICS_KEY = "liveness:metrics:jobs"
 
@@ -82,6 +92,7 @@ class JobStore:
         self.settings = settings or get_settings()
         self._mark_running = self.redis.register_script(_MARK_RUNNING)
         self._put_outcome = self.redis.register_script(_PUT_OUTCOME)
+        self._put_face = self.redis.register_script(_PUT_FACE)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> JobStore:
@@ -207,6 +218,15 @@ class JobStore:
         now = time.time()
         return bool(self._mark_running(keys=[self.job_key(job_id)], args=[now_iso(now), now]))
 
+    def put_face(self, job_id: str, face: dict[str, Any]) -> bool:
+        """Record the face stage's result; ignored (False) once the job finished or vanished."""
+        return bool(self._put_face(keys=[self.job_key(job_id)],
+                                   args=[json.dumps(face), now_iso()]))
+
+    def count_stage(self, stage: str, n: int = 1) -> None:
+        """Count ``n`` runs of a pipeline stage (``/metrics``: ``liveness_stage_runs``)."""
+        self.redis.hincrby(STAGES_METRICS_KEY, stage, n)
+
     def put_outcome(self, job_id: str, test: str, outcome: dict[str, Any]) -> bool:
         """Record one test's outcome; ignored (False) once the job finished or vanished."""
         keys = [self.job_key(job_id), self.outcomes_key(job_id)]
@@ -319,4 +339,5 @@ class JobStore:
         }
         record["tests"] = json.loads(record.get("tests") or "[]")
         record["result"] = json.loads(record["result"]) if record.get("result") else None
+        record["face"] = json.loads(record["face"]) if record.get("face") else None
         return record

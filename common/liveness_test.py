@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from common.estimator import ModelInfo
-from common.faces import FaceDetection
+from common.result import FaceDetection
 
 
 class LivenessTest(Protocol):

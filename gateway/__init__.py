@@ -1,4 +1,4 @@
-"""The HTTP gateway: a Flask app translating the REST API to :mod:`workers.jobs` calls."""
+"""The HTTP gateway: a Flask app translating the REST API to :mod:`common.jobs` calls."""
 
 from gateway.app import create_app
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis
 from flask import Flask, Response
 from flask_limiter import Limiter
 
 from common.config import Settings, get_settings
+from common.jobs import JobService
+from common.jobstore import JobStore
+from common.queueing import LivenessCelery, make_celery
+from common.registry import FACE_QUEUE, FUSION_QUEUE, TestRegistry
 from gateway.auth import KeyRing
 from gateway.blueprints import batches, docs, health, jobs, metrics
 from gateway.context import Gateway
@@ -25,27 +28,31 @@ def _split(spec: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in spec.split(",") if part.strip())
 
 
-def create_app(settings: Settings | None = None, job_service: Any = None,
-               celery_app: Any = None) -> Flask:
-    """Build the gateway.
+def required_queues(settings: Settings, registry: TestRegistry) -> tuple[str, ...]:
+    """``LIVENESS_REQUIRED_QUEUES``, or by default: face, the default tests' queues, fusion."""
+    if settings.required_queues.strip():
+        return _split(settings.required_queues)
+    tests = registry.resolve(None, settings.default_tests)
+    return tuple(dict.fromkeys((FACE_QUEUE, *(registry.get(t).queue for t in tests),
+                                FUSION_QUEUE)))
 
-    ``job_service`` defaults to :class:`workers.jobs.JobService` on a
-    :class:`common.jobstore.JobStore` at ``settings.redis_url`` and the Celery app of
-    :mod:`workers.celery_app`; tests may inject their own (wired to a test database).
+
+def create_app(settings: Settings | None = None, celery_app: LivenessCelery | None = None
+               ) -> Flask:
+    """Build the gateway: ``gunicorn 'gateway:create_app()'`` (settings from the environment).
+
+    ``celery_app`` defaults to :func:`common.queueing.make_celery` of ``settings`` and the
+    installed tests; jobs go through a :class:`common.jobs.JobService` on the job store at
+    ``settings.redis_url``. Tests pass explicit settings (a test database) instead.
     """
     settings = settings or get_settings()
     timeout = settings.gateway_redis_timeout_s
     store_client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout,
                                         socket_timeout=timeout, health_check_interval=30)
     if celery_app is None:
-        celery_app = getattr(job_service, "app", None)
-    if celery_app is None:
-        from workers.celery_app import app as celery_app
-    if job_service is None:
-        from common.jobstore import JobStore
-        from workers.jobs import JobService
-
-        job_service = JobService(JobStore(store_client, settings), celery_app, settings)
+        celery_app = make_celery(settings)
+    registry = celery_app.test_registry
+    job_service = JobService(JobStore(store_client, settings), celery_app, settings)
 
     app = Flask(__name__)
     app.request_class = MemoryRequest
@@ -57,15 +64,14 @@ def create_app(settings: Settings | None = None, job_service: Any = None,
     if not len(keyring):
         log.warning("no API keys configured (LIVENESS_API_KEY_HASHES): every /v1 call gets "
                     "401; create one with `liveness apikey`")
-    queues = _split(settings.required_queues)
+    queues = required_queues(settings, registry)
     app.extensions["liveness"] = Gateway(
         settings=settings,
         jobs=job_service,
         keyring=keyring,
         readiness=ReadinessCheck(store_client, celery_app, queues, settings.readyz_cache_s),
         metrics=RedisCollector(store_client, broker_client(settings),
-                               tuple(dict.fromkeys((*queues, "quality", "cnn", "depth3d",
-                                                    "fusion")))),
+                               tuple(dict.fromkeys((*queues, *registry.queues)))),
     )
 
     install_request_metrics(app)  # first, so its timer starts before the rate limiter

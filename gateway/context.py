@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from flask import current_app
 
 from common.config import Settings
+from common.jobs import JobService
 from gateway.auth import KeyRing
 from gateway.metrics import RedisCollector
 from gateway.readiness import ReadinessCheck
@@ -16,7 +16,7 @@ from gateway.readiness import ReadinessCheck
 @dataclass
 class Gateway:
     settings: Settings
-    jobs: Any  # workers.jobs.JobService (duck-typed so tests may wire their own)
+    jobs: JobService
     keyring: KeyRing
     readiness: ReadinessCheck
     metrics: RedisCollector

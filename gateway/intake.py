@@ -1,4 +1,4 @@
-"""Turn HTTP request bodies into what :class:`workers.jobs.JobService` takes.
+"""Turn HTTP request bodies into what :class:`common.jobs.JobService` takes.
 
 Only the transport is checked here (JSON syntax, base64, field types, callback URL,
 zip structure and sizes); image content is validated by the job service through

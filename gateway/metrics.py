@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from common.config import Settings
-from common.jobstore import JOBS_METRICS_KEY, OUTCOMES_METRICS_KEY
+from common.jobstore import JOBS_METRICS_KEY, OUTCOMES_METRICS_KEY, STAGES_METRICS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class RedisCollector(Collector):
         try:
             outcomes = self.store.hgetall(OUTCOMES_KEY)
             jobs = self.store.hgetall(JOBS_KEY)
+            stages = self.store.hgetall(STAGES_METRICS_KEY)
             depths = self._depths()
         except redis.RedisError as exc:
             log.warning("metrics: Redis unreachable (%s)", exc.__class__.__name__)
@@ -106,6 +107,13 @@ class RedisCollector(Collector):
                 finished.add_metric([name], float(value))
         yield finished
         yield decisions
+        runs = CounterMetricFamily(
+            "liveness_stage_runs", "Pipeline stage runs (face_detections: faces located by "
+            "the service; one per job when every job reaches the face stage)",
+            labels=["stage"])
+        for raw_field, value in sorted(stages.items()):
+            runs.add_metric([raw_field.decode()], float(value))
+        yield runs
 
     def _depths(self) -> dict[str, int] | None:
         if self.broker is None:

@@ -1,16 +1,27 @@
 """Marshmallow schemas of the API's bodies: the single source of ``/openapi.json``.
 
-They document the JSON the routes return (built by :mod:`workers.jobs`); the routes
-do not serialise through them, so a field added there must be added here too —
-``tests/unit/test_gateway_openapi.py`` checks a real answer against these schemas.
+The result and job schemas are generated from the one result model
+(:mod:`common.result`): one field per dataclass field, typed from its annotation
+(``int``, ``float``, ``bool``, ``str``, ``X | None``, ``tuple[X, ...]``,
+``dict[str, X]``, nested dataclasses) and described by its ``description`` metadata,
+so a field added to a result class appears here by itself. The request schemas are
+written out, as they describe the gateway's own intake.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
 from marshmallow import Schema, fields, validate
 
+from common import result
+from common.result import DECISIONS
+
 JOB_STATUSES = ("queued", "running", "done", "failed", "expired")
-DECISIONS = ("live", "spoof", "retry")
 
 
 def _binary(description: str) -> fields.Raw:
@@ -56,50 +67,86 @@ class JobAcceptedSchema(Schema):
     links = fields.Nested(LinksSchema, required=True)
 
 
-class FaceBoxSchema(Schema):
-    top = fields.Integer()
-    right = fields.Integer()
-    bottom = fields.Integer()
-    left = fields.Integer()
+def _field_for(hint: Any, meta: dict[str, Any], required: bool = False) -> fields.Field:
+    """The marshmallow field of one dataclass field's type hint (see the module docstring)."""
+    allow_none = False
+    if get_origin(hint) in (Union, UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        allow_none = len(args) < len(get_args(hint))
+        hint = args[0]
+    origin, args = get_origin(hint), get_args(hint)
+    opts: dict[str, Any] = {"allow_none": allow_none, "metadata": meta}
+    if required:
+        opts["required"] = True
+    if dataclasses.is_dataclass(hint):
+        return fields.Nested(schema_for(hint), **opts)
+    if origin in (tuple, list):
+        return fields.List(_field_for(args[0], {}), **opts)
+    if origin is dict:
+        value = args[1]
+        if value is Any:
+            return fields.Dict(keys=fields.String(), **opts)
+        return fields.Dict(keys=fields.String(), values=_field_for(value, {}), **opts)
+    simple = {int: fields.Integer, float: fields.Float, bool: fields.Boolean, str: fields.String}
+    return simple[hint](**opts)
 
 
-class FaceSchema(Schema):
-    box = fields.Nested(FaceBoxSchema)
-    found = fields.Boolean()
-    method = fields.String(metadata={"description": "how the box was found"})
-    n_faces = fields.Integer()
-    reasons = fields.List(fields.String())
+@functools.cache
+def schema_for(cls: type, name: str | None = None,
+               rename: tuple[tuple[str, str], ...] = (),
+               skip: tuple[str, ...] = ()) -> type[Schema]:
+    """A marshmallow schema class named ``<name>Schema`` from a result dataclass.
+
+    One field per dataclass field (``rename``: (field, JSON name) pairs; ``skip``: fields
+    left out), typed from its annotation, documented by its ``description`` metadata.
+    """
+    hints = get_type_hints(cls)
+    attrs: dict[str, Any] = {}
+    renamed = dict(rename)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        required = (f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING)
+        attrs[renamed.get(f.name, f.name)] = _field_for(hints[f.name], dict(f.metadata),
+                                                        required)
+    return type(f"{name or cls.__name__}Schema", (Schema,), attrs)
 
 
-class TestDetailSchema(Schema):
-    score = fields.Float(allow_none=True, metadata={"description": "P(live) of this test"})
-    model = fields.String(allow_none=True)
-    version = fields.String(allow_none=True)
-    threshold = fields.Float(allow_none=True)
-    seconds = fields.Float()
-    error = fields.String(allow_none=True)
+FaceBoxSchema = schema_for(result.FaceBox)
+FaceSchema = schema_for(result.FaceDetection, "Face")
+TestDetailSchema = schema_for(result.TestOutcome, "TestDetail")
 
 
-class JobSchema(Schema):
-    id = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
-    created_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-    updated_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-    tests = fields.List(fields.String())
-    score = fields.Float(allow_none=True, metadata={"description": "fused P(live), 0-1"})
-    decision = fields.String(allow_none=True, validate=validate.OneOf(DECISIONS))
-    threshold = fields.Float(allow_none=True)
-    fusion = fields.String(allow_none=True, metadata={"description": "fusion rule name"})
-    face_found = fields.Boolean(allow_none=True)
-    face = fields.Nested(FaceSchema, allow_none=True)
-    reasons = fields.List(fields.String(), allow_none=True)
-    tests_detail = fields.Dict(keys=fields.String(), values=fields.Nested(TestDetailSchema),
-                               allow_none=True)
-    missing_tests = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True,
-                                metadata={"description": "test → why it has no score"})
-    timings = fields.Dict(allow_none=True)
-    error = fields.String(allow_none=True)
-    links = fields.Nested(LinksSchema)
+class ResultSchema(schema_for(result.LivenessResult, "ResultFields")):  # type: ignore[misc]
+    """A stored result (``LivenessResult.to_dict()``), as a batch item carries it."""
+
+    face_found = fields.Boolean(metadata={"description": "false when no face was found"})
+
+
+def _job_schema() -> type[Schema]:
+    """:class:`common.result.JobView` as its ``to_dict`` flattens it, plus ``links``."""
+    job = schema_for(result.JobView, "JobOwn", skip=("result",))
+    res = schema_for(result.LivenessResult, "JobResult", rename=(("tests", "tests_detail"),),
+                     skip=("seconds",))
+    attrs: dict[str, Any] = {}
+    for name, fld in {**job._declared_fields, **res._declared_fields}.items():
+        fld = copy.copy(fld)
+        if name not in ("id", "status"):  # result fields are null until the job is done
+            fld.allow_none, fld.required = True, False
+        attrs[name] = fld
+    attrs["status"] = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
+    attrs["decision"] = fields.String(allow_none=True, validate=validate.OneOf(DECISIONS))
+    attrs["face_found"] = fields.Boolean(allow_none=True, metadata={
+        "description": "false when no face was found"})
+    attrs["links"] = fields.Nested(LinksSchema)
+    ordered = ["id", "status", "created_at", "updated_at", "tests", "score", "decision",
+               "threshold", "fusion", "face_found", "face", "reasons", "tests_detail",
+               "missing_tests", "timings", "error", "links"]
+    return type("JobSchema", (Schema,), {k: attrs[k] for k in ordered})
+
+
+JobSchema = _job_schema()
 
 
 class BatchMultipartSchema(Schema):
@@ -114,7 +161,8 @@ class BatchItemSchema(Schema):
     job_id = fields.String(allow_none=True)
     status = fields.String(metadata={"description": "a job status, or 'error' for an image "
                                                     "refused at submission"})
-    result = fields.Dict(allow_none=True, metadata={"description": "the result when done"})
+    result = fields.Nested(ResultSchema, allow_none=True,
+                           metadata={"description": "the result when done"})
     error = fields.String(allow_none=True)
 
 

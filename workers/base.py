@@ -1,106 +1,62 @@
-"""What every test pool shares: the per-process model cache and the test task body.
+"""What every pool shares: the task base class and the bodies of the stage tasks.
 
-A test task takes only the job id, reads the image from the job store, locates the
-face once, runs its pool's test through :func:`workers.pipeline.run_test` and records
-the outcome (plus the face) in the job's outcomes hash. Every failure — bad image,
-missing model, soft time limit, a bug — becomes an outcome with ``error``, so the
-chord's callback always fires and the job is never lost.
+A job is a pipeline of tasks that carry only the job id (:mod:`common.jobs`):
 
-Models load once per worker process: :class:`PoolTask` caches them, and
-``worker_process_init`` preloads the models of the queues the worker consumes, so the
-first request does not pay for loading either.
+1. **face stage** (:func:`execute_face_stage`, ``face`` queue): reads the image from the
+   job store, locates the face once and stores it in the job record;
+2. **tests** (:func:`execute_test`, one queue per test): read the image and the stored
+   face, run their test through :func:`common.pipeline.run_test` and record the
+   outcome in the job's outcomes hash — no test detects the face again;
+3. **fusion** (:mod:`workers.fusion.tasks`).
+
+Every failure — an expired image, a missing model, a soft time limit, a bug — becomes
+a recorded outcome with ``error``, so the chord's callback always fires and the job is
+never lost.
+
+:class:`PoolTask` gives tasks the app's settings and registry, one job-store connection
+per process and the process's loaded tests (loaded once, lazily, and preloaded when a
+pool process starts: :mod:`workers.tasks`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-from celery import Task, signals
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from common.config import Settings, get_settings
+from common.config import Settings
 from common.errors import LivenessError
-from common.faces import locate_face
 from common.imageio import decode_image
-from common.jobstore import JobStore
-from common.liveness_test import LivenessTest
-from workers.pipeline import TestOutcome, load_tests, run_test
+from common.jobstore import TERMINAL, JobStore
+from common.pipeline import run_face_stage, run_test
+from common.registry import TestRegistry
+from common.result import FaceDetection, TestOutcome
 
 log = logging.getLogger(__name__)
 
 IMAGE_MISSING = "image_missing"
 MODEL_UNAVAILABLE = "model_unavailable"
+FACE_UNAVAILABLE = "face_unavailable"
 TIMEOUT = "timeout"
 INTERNAL_ERROR = "internal_error"
-
-#: Queues this worker consumes (set in the main process before the pool forks).
-_CONSUMED: list[str] = []
-
-
-def load_pool_test(name: str, settings: Settings) -> LivenessTest:
-    """The loaded test (cached per process by the pipeline); ModelError when absent."""
-    return load_tests([name], settings)[name]
-
-
-def execute_test(store: JobStore, settings: Settings, name: str, job_id: str) -> dict[str, Any]:
-    """Run test ``name`` on job ``job_id`` and record the outcome; never raises.
-
-    Returns a small summary (the chord header's result); the outcome itself lives in
-    the job store so the chord callback and the deadline task read the same data.
-    """
-    job = store.get_job(job_id)
-    if job is None or job["status"] in ("done", "failed"):
-        return {"test": name, "skipped": True}
-    store.mark_running(job_id)
-    face = None
-    try:
-        try:
-            test = load_pool_test(name, settings)
-        except LivenessError as exc:
-            raise _UnavailableError(exc.message) from exc
-        data = store.get_image(job_id)
-        if data is None:
-            outcome = TestOutcome(score=None, error=f"{IMAGE_MISSING}: the image expired or "
-                                                   "was deleted before the test ran")
-        else:
-            image = decode_image(data, settings)
-            del data
-            face = locate_face(image, settings)
-            outcome = run_test(test, image, face)
-    except _UnavailableError as exc:
-        outcome = TestOutcome(score=None, error=f"{MODEL_UNAVAILABLE}: {exc}")
-    except SoftTimeLimitExceeded:
-        outcome = TestOutcome(score=None, error=f"{TIMEOUT}: the test exceeded "
-                                               f"{settings.task_soft_time_limit_s} s")
-    except LivenessError as exc:
-        outcome = TestOutcome(score=None, error=f"{exc.code}: {exc.message}")
-    except Exception as exc:  # a bug must not lose the job; log it without the image
-        log.exception("test %s failed on job %s", name, job_id)
-        outcome = TestOutcome(score=None, error=f"{INTERNAL_ERROR}: {type(exc).__name__}")
-    record = asdict(outcome)
-    record["face"] = face.to_dict() if face is not None else None
-    store.put_outcome(job_id, name, record)
-    return {"test": name, "score": outcome.score, "error": outcome.error}
-
-
-class _UnavailableError(Exception):
-    """The pool's model cannot be loaded (files absent or unknown test)."""
+#: ``count_stage`` name of one face detection run by the service.
+FACE_DETECTIONS = "face_detections"
 
 
 class PoolTask(Task):
-    """Task base: one settings object and one job-store connection per process."""
+    """Task base: the app's settings and registry, one job store per process."""
 
-    _settings: Settings | None = None
     _store: JobStore | None = None
 
     @property
     def settings(self) -> Settings:
-        if self._settings is None:
-            type(self)._settings = get_settings()
-        return self._settings  # type: ignore[return-value]
+        return self.app.liveness_settings  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def registry(self) -> TestRegistry:
+        return self.app.test_registry  # type: ignore[attr-defined, no-any-return]
 
     @property
     def store(self) -> JobStore:
@@ -109,21 +65,74 @@ class PoolTask(Task):
         return self._store  # type: ignore[return-value]
 
 
-@signals.celeryd_after_setup.connect
-def _remember_queues(sender: str, instance: Any, **_: Any) -> None:
-    _CONSUMED[:] = list(instance.app.amqp.queues.consume_from or [])
+def execute_face_stage(store: JobStore, settings: Settings, job_id: str) -> dict[str, Any]:
+    """Locate job ``job_id``'s face once and store it in the job record; never raises.
+
+    Returns a small summary. When the image is gone (expired, erased) nothing is
+    stored: the tests then record ``image_missing`` themselves.
+    """
+    job = store.get_job(job_id)
+    if job is None or job["status"] in TERMINAL:
+        return {"stage": "face", "skipped": True}
+    store.mark_running(job_id)
+    data = store.get_image(job_id)
+    if data is None:
+        return {"stage": "face", "error": IMAGE_MISSING}
+    try:
+        image = decode_image(data, settings)
+        del data
+        store.count_stage(FACE_DETECTIONS)
+        face = run_face_stage(image, settings)
+    except SoftTimeLimitExceeded:
+        log.warning("face stage of job %s exceeded its soft time limit", job_id)
+        return {"stage": "face", "error": TIMEOUT}
+    except Exception as exc:  # a bug must not lose the job; log it without the image
+        log.exception("face stage failed on job %s", job_id)
+        return {"stage": "face", "error": f"{INTERNAL_ERROR}: {type(exc).__name__}"}
+    store.put_face(job_id, face.to_dict())
+    return {"stage": "face", "found": face.found}
 
 
-@signals.worker_process_init.connect
-def _preload_models(**_: Any) -> None:
-    """Load this worker's models and the face detector once, in each pool process."""
-    settings = get_settings()
-    for name in _CONSUMED:
-        if name in ("quality", "cnn", "depth3d"):
-            try:
-                test = load_pool_test(name, settings)
-                log.info("pool %s: loaded %s %s", name, test.info.name, test.info.version)
-            except LivenessError as exc:
-                log.warning("pool %s: model unavailable (%s); tasks will say so", name, exc)
-    if any(name != "fusion" for name in _CONSUMED):
-        locate_face(np.zeros((64, 64, 3), np.uint8), settings)
+def execute_test(store: JobStore, settings: Settings, registry: TestRegistry, name: str,
+                 job_id: str) -> dict[str, Any]:
+    """Run test ``name`` on job ``job_id`` with the stored face; record the outcome.
+
+    Never raises. Returns a small summary (the chord header's result); the outcome
+    itself lives in the job store so the chord callback and the deadline task read the
+    same data.
+    """
+    job = store.get_job(job_id)
+    if job is None or job["status"] in TERMINAL:
+        return {"test": name, "skipped": True}
+    store.mark_running(job_id)
+    try:
+        outcome = _score(store, settings, registry, name, job_id, job.get("face"))
+    except SoftTimeLimitExceeded:
+        outcome = TestOutcome(score=None, error=f"{TIMEOUT}: the test exceeded its soft "
+                                                "time limit")
+    except Exception as exc:  # a bug must not lose the job; log it without the image
+        log.exception("test %s failed on job %s", name, job_id)
+        outcome = TestOutcome(score=None, error=f"{INTERNAL_ERROR}: {type(exc).__name__}")
+    store.put_outcome(job_id, name, outcome.to_dict())
+    return {"test": name, "score": outcome.score, "error": outcome.error}
+
+
+def _score(store: JobStore, settings: Settings, registry: TestRegistry, name: str,
+           job_id: str, face: dict[str, Any] | None) -> TestOutcome:
+    try:
+        test = registry.load_scorer(name, settings.models_dir)
+    except LivenessError as exc:
+        return TestOutcome(score=None, error=f"{MODEL_UNAVAILABLE}: {exc.message}")
+    data = store.get_image(job_id)
+    if data is None:
+        return TestOutcome(score=None, error=f"{IMAGE_MISSING}: the image expired or was "
+                                             "deleted before the test ran")
+    if face is None:
+        return TestOutcome(score=None, error=f"{FACE_UNAVAILABLE}: the face stage recorded "
+                                             "no face for this job")
+    try:
+        image = decode_image(data, settings)
+    except LivenessError as exc:
+        return TestOutcome(score=None, error=f"{exc.code}: {exc.message}")
+    del data
+    return run_test(test, image, FaceDetection.from_dict(face))

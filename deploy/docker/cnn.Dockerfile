@@ -15,5 +15,5 @@ RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-ho
 # models/cnn arrives with the CNN issue: COPY it here (or mount it at /app/models/cnn).
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
-  CMD celery -A workers.celery_app inspect ping -d "cnn@$HOSTNAME" --timeout 5 >/dev/null
-CMD ["sh", "-c", "exec celery -A workers.celery_app worker -Q cnn -n cnn@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]
+  CMD celery -A workers.worker inspect ping -d "cnn@$HOSTNAME" --timeout 5 >/dev/null
+CMD ["sh", "-c", "exec celery -A workers.worker worker -Q cnn -n cnn@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]

@@ -15,5 +15,5 @@ RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-ho
 # models/depth3d arrives with the 3D issue: COPY it here (or mount it at /app/models/depth3d).
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
-  CMD celery -A workers.celery_app inspect ping -d "depth3d@$HOSTNAME" --timeout 5 >/dev/null
-CMD ["sh", "-c", "exec celery -A workers.celery_app worker -Q depth3d -n depth3d@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]
+  CMD celery -A workers.worker inspect ping -d "depth3d@$HOSTNAME" --timeout 5 >/dev/null
+CMD ["sh", "-c", "exec celery -A workers.worker worker -Q depth3d -n depth3d@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]

@@ -1,4 +1,6 @@
-# Worker pool "fusion": fan-in: reads the per-test outcomes, fuses them with workers.pipeline.combine (workers/fusion/rule.py), writes the result and fires webhooks. No model file.
+# Worker pool "fusion": fan-in: reads the per-test outcomes, fuses them (common/fusion.py: the
+# default rule, or a trained model in models/fusion once one ships), writes the result and
+# fires webhooks. No model file yet.
 # The core library's dependencies (pyproject.toml) plus Celery and redis-py; no Flask, no
 # gunicorn, no TensorFlow. Consumes only the "fusion" queue; scale with
 # `docker compose up --scale fusion=N` (compose) or its KEDA ScaledObject (deploy/k8s).
@@ -15,5 +17,5 @@ RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-ho
 
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
-  CMD celery -A workers.celery_app inspect ping -d "fusion@$HOSTNAME" --timeout 5 >/dev/null
-CMD ["sh", "-c", "exec celery -A workers.celery_app worker -Q fusion -n fusion@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]
+  CMD celery -A workers.worker inspect ping -d "fusion@$HOSTNAME" --timeout 5 >/dev/null
+CMD ["sh", "-c", "exec celery -A workers.worker worker -Q fusion -n fusion@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]

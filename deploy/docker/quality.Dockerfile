@@ -1,4 +1,5 @@
-# Worker pool "quality": the W-IQA quality test: OpenCV, scikit-image, scikit-learn, dlib (face location) and models/quality.
+# Worker pool "quality": the W-IQA quality test: OpenCV, scikit-image, scikit-learn and
+# models/quality. The face comes from the job (located once by the "face" pool).
 # The core library's dependencies (pyproject.toml) plus Celery and redis-py; no Flask, no
 # gunicorn, no TensorFlow. Consumes only the "quality" queue; scale with
 # `docker compose up --scale quality=N` (compose) or its KEDA ScaledObject (deploy/k8s).
@@ -15,5 +16,5 @@ RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-ho
 COPY models/quality ./models/quality
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
-  CMD celery -A workers.celery_app inspect ping -d "quality@$HOSTNAME" --timeout 5 >/dev/null
-CMD ["sh", "-c", "exec celery -A workers.celery_app worker -Q quality -n quality@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]
+  CMD celery -A workers.worker inspect ping -d "quality@$HOSTNAME" --timeout 5 >/dev/null
+CMD ["sh", "-c", "exec celery -A workers.worker worker -Q quality -n quality@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]

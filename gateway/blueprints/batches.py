@@ -7,7 +7,7 @@ import io
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from common.cli.score import result_row
+from common.result import LivenessResult, csv_columns, csv_row
 from gateway.context import gateway
 from gateway.errors import ApiError
 from gateway.intake import parse_batch_request
@@ -129,18 +129,18 @@ def batch_csv(batch: dict) -> str:
                 tests.append(name)
     rows = []
     for item in batch["items"]:
-        result = item.get("result") if item["status"] == "done" else None
+        raw = item.get("result") if item["status"] == "done" else None
+        result = LivenessResult.from_dict(raw) if raw else None
         error = item.get("error")
-        seconds = float((result or {}).get("seconds") or 0.0)
-        row = result_row(item["name"], result, error, seconds, tuple(tests))
+        seconds = result.seconds if result is not None else 0.0
+        row = csv_row(item["name"], result, error, seconds, tests)
         if result is None and item["status"] in ("queued", "running"):
             row["decision"] = item["status"]
         elif result is None and not error:
             row["error"] = item["status"]
         rows.append(row)
     out = io.StringIO()
-    fieldnames = list(rows[0]) if rows else list(result_row("", None, None, 0.0, ()))
-    writer = csv.DictWriter(out, fieldnames=fieldnames)
+    writer = csv.DictWriter(out, fieldnames=csv_columns(tests))
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()

@@ -28,7 +28,6 @@ E2E_ENV = {
     "LIVENESS_JOB_DEADLINE_S": "30",
     "LIVENESS_VISIBILITY_TIMEOUT_S": "8",
     "LIVENESS_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    "LIVENESS_REQUIRED_QUEUES": "quality,fusion",
 }
 
 
@@ -54,7 +53,7 @@ def stack(redis_client, tmp_path_factory) -> Iterator[Stack]:
                     api_keys={"dev": "k-" + uuid.uuid4().hex, "other": "k-" + uuid.uuid4().hex},
                     extra_env=E2E_ENV)
     try:
-        service.start_workers(["quality", "fusion", "cnn"])
+        service.start_workers(["face", "quality", "fusion", "cnn"])
         service.start_gateway()
         yield service
     finally:

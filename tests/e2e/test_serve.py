@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from common.cli.serve import ManagedProcess, key_hash_entry
+from cli.processes import LogSink, ManagedProcess, free_port, key_hash_entry
 from gateway.auth import parse_key_hashes
-from tests.procs import LogSink, free_port, http, multipart
+from tests.procs import http, multipart
 
 pytestmark = pytest.mark.integration
 
@@ -52,9 +52,9 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
                LIVENESS_RESULT_BACKEND=redis_url, LIVENESS_DEV_API_KEY="dev-key-e2e",
                PYTHONUNBUFFERED="1")
     sink = LogSink(tmp_path / "serve.log")
-    serve = ManagedProcess("serve", [sys.executable, "-c", "from common.cli import main; main()",
-                                     "serve", "--port", str(port), "--pools", "quality,fusion"],
-                           env, sink=sink)
+    serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
+                                     "serve", "--port", str(port),
+                                     "--pools", "face,quality,fusion"], env, sink=sink)
     try:
         assert sink.wait_for("Ctrl-C stops everything", 120), sink.tail()
         banner = "\n".join(sink.lines)

@@ -25,12 +25,12 @@ import pytest
 import redis
 from skimage import data, transform
 
-from common.cli.score import BASE_COLUMNS
-from common.cli.serve import ManagedProcess, redis_server_argv
+from cli.processes import LogSink, ManagedProcess, free_port, redis_server_argv
 from common.jobstore import JobStore
+from common.result import CSV_BASE_COLUMNS as BASE_COLUMNS
 from common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.e2e.conftest import WEBHOOK_SECRET, jpeg
-from tests.procs import LogSink, Stack, free_port, multipart
+from tests.procs import Stack, multipart
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ FUSED_FIELDS = ("score", "decision", "threshold", "fusion", "face_found", "face"
 
 def cli_result(path: Path) -> dict:
     """What ``liveness score --json`` says about the same file."""
-    out = subprocess.run([sys.executable, "-c", "from common.cli import main; main()",
+    out = subprocess.run([sys.executable, "-c", "from cli import main; main()",
                           "score", str(path), "--json"],
                          capture_output=True, text=True, check=False,
                          env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"))
@@ -259,7 +259,7 @@ def test_redis_down_gives_503_not_a_hang(tmp_path: Path):
     url = f"redis://127.0.0.1:{port}/0"
     sink = LogSink(tmp_path / "redis.log")
     redis_process = ManagedProcess("redis", redis_server_argv(url), sink=sink)
-    service = Stack(url, tmp_path, extra_env={"LIVENESS_REQUIRED_QUEUES": "quality,fusion"},
+    service = Stack(url, tmp_path, extra_env={"LIVENESS_REQUIRED_QUEUES": "face,quality,fusion"},
                     gateway_workers=1)
     try:
         assert sink.wait_for("Ready to accept connections", 10)

@@ -1,13 +1,13 @@
 """Real components for integration tests: Redis DB 15 and one Celery worker per pool.
 
-Nothing is faked: every pool is a real ``celery -A workers.celery_app worker -Q <queue>
+Nothing is faked: every pool is a real ``celery -A workers.worker worker -Q <queue>
 -c 1 --pool prefork`` process against the real Redis on the machine (started with
 ``deploy/ensure-redis.sh`` when none answers). DB 15 is flushed before and after the
 session so tests never touch other data. :class:`WorkerPools` lets a test stop or
 SIGKILL a pool mid-test; the ``pools`` fixture restarts whatever a test left down.
 
-Other test packages can reuse it: ``from tests.integration.conftest import WorkerPools,
-SERVICE_ENV``.
+The test process builds its objects from explicit :class:`Settings` (``settings``
+fixture); the same values reach the worker processes as ``LIVENESS_*`` variables.
 """
 
 from __future__ import annotations
@@ -25,25 +25,38 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.cli.serve import celery_worker_argv, redis_answers
+from cli.processes import celery_worker_argv, redis_answers
 from common.config import PROJECT_ROOT, Settings
-from workers.celery_app import QUEUES
+from common.queueing import LivenessCelery, make_celery
+from common.registry import default_registry
 
 REDIS_URL = os.environ.get("LIVENESS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-#: Environment for the workers and for the test process (restored afterwards).
-SERVICE_ENV = {
-    "LIVENESS_REDIS_URL": REDIS_URL,
-    "LIVENESS_BROKER_URL": REDIS_URL,
-    "LIVENESS_RESULT_BACKEND": REDIS_URL,
+#: The service's settings in these tests (the workers get them as LIVENESS_* variables).
+SERVICE_SETTINGS: dict[str, object] = {
+    "redis_url": REDIS_URL,
+    "broker_url": REDIS_URL,
+    "result_backend": REDIS_URL,
     # Short, so a SIGKILLed worker's message is redelivered within seconds.
-    "LIVENESS_VISIBILITY_TIMEOUT_S": "4",
-    "LIVENESS_TASK_SOFT_TIME_LIMIT_S": "30",
-    "LIVENESS_TASK_TIME_LIMIT_S": "40",
-    "LIVENESS_JOB_DEADLINE_S": "30",
-    "LIVENESS_WEBHOOK_SECRET": "integration-test-secret",
-    "LIVENESS_WEBHOOK_TIMEOUT_S": "3",
+    "visibility_timeout_s": 4,
+    "task_soft_time_limit_s": 30,
+    "task_time_limit_s": 40,
+    "job_deadline_s": 30,
+    "webhook_secret": "integration-test-secret",
+    "webhook_timeout_s": 3.0,
 }
+#: The pools: every queue of the job pipeline (face, one per test, fusion).
+QUEUES = default_registry().queues
 READY_TIMEOUT_S = 90.0
+
+
+def integration_settings(**changes: object) -> Settings:
+    """:data:`SERVICE_SETTINGS` as a :class:`Settings` (with ``changes``)."""
+    return dataclasses.replace(Settings(), **{**SERVICE_SETTINGS, **changes})  # type: ignore[arg-type]
+
+
+def settings_env(values: dict[str, object]) -> dict[str, str]:
+    """``{"redis_url": …}`` → ``{"LIVENESS_REDIS_URL": …}`` for a worker's environment."""
+    return {f"LIVENESS_{name.upper()}": str(value) for name, value in values.items()}
 
 
 def ensure_redis(url: str = REDIS_URL) -> None:
@@ -66,9 +79,7 @@ class WorkerPools:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.nodes: dict[str, str] = {}
         self._serial = itertools.count()
-        from workers.celery_app import make_app
-
-        self._control_app = make_app()
+        self._control_app = make_celery(integration_settings())
 
     def start(self, queue: str, wait: bool = True) -> None:
         """Start ``queue``'s worker (concurrency 1, prefork); wait until it answers ping."""
@@ -161,13 +172,10 @@ class WorkerPools:
 
 
 @pytest.fixture(scope="session")
-def service_env() -> Iterator[dict[str, str]]:
-    """The test process sees the same LIVENESS_* settings as the workers."""
+def service_env() -> dict[str, str]:
+    """The LIVENESS_* variables of the worker processes (Redis is started if needed)."""
     ensure_redis(REDIS_URL)
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in SERVICE_ENV.items():
-            mp.setenv(name, value)
-        yield dict(SERVICE_ENV)
+    return settings_env(SERVICE_SETTINGS)
 
 
 @pytest.fixture(scope="session")
@@ -204,7 +212,14 @@ def pools(worker_pools: WorkerPools) -> Iterator[WorkerPools]:
 
 @pytest.fixture
 def settings(service_env: dict[str, str]) -> Settings:
-    return Settings.from_env()
+    """The same settings as the workers', built explicitly (no environment patching)."""
+    return integration_settings()
+
+
+@pytest.fixture(scope="session")
+def celery_app(service_env: dict[str, str]) -> LivenessCelery:
+    """A producer app (the gateway's) for the integration settings."""
+    return make_celery(integration_settings())
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

@@ -17,13 +17,16 @@ from PIL import Image
 
 from common.config import Settings
 from common.errors import NotAnImageError
+from common.fusion import NormalisedLogOddsFusion
 from common.imageio import decode_image
-from common.jobstore import JobStore
+from common.jobs import JobService, StoreUnavailableError, UnknownTestError
+from common.jobstore import STAGES_METRICS_KEY, JobStore
+from common.pipeline import load_tests, score_image
+from common.registry import default_registry
 from common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.integration.conftest import WorkerPools, with_settings
-from workers.celery_app import make_app
-from workers.jobs import JobService, UnknownTestError
-from workers.pipeline import load_tests, score_image
+from workers.base import execute_face_stage, execute_test
+from workers.fusion.tasks import finalize_job
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +42,6 @@ def jpeg(image: np.ndarray) -> bytes:
 @pytest.fixture(scope="module")
 def astronaut() -> bytes:
     return jpeg(skimage.data.astronaut())
-
-
-@pytest.fixture(scope="module")
-def celery_app(service_env: dict[str, str]):
-    return make_app()
 
 
 def service(settings: Settings, celery_app, **changes: object) -> JobService:
@@ -271,17 +269,16 @@ def test_webhook_is_signed(jobs: JobService, astronaut: bytes, hook_server) -> N
 
 def test_missing_image_becomes_an_outcome_and_fails_the_job(service_env, settings: Settings,
                                                            astronaut: bytes) -> None:
-    from workers.base import execute_test
-    from workers.fusion.tasks import finalize_job
-
     store = JobStore.from_settings(settings)
+    fusion = NormalisedLogOddsFusion()
     job_id = "missing" + "0" * 25
     store.create_job(job_id, "owner-a", astronaut, ["quality"])
     store.delete_image(job_id)
-    summary = execute_test(store, settings, "quality", job_id)
+    assert execute_face_stage(store, settings, job_id)["error"] == "image_missing"
+    summary = execute_test(store, settings, default_registry(), "quality", job_id)
     assert summary["score"] is None and summary["error"].startswith("image_missing")
-    assert finalize_job(store, settings, job_id, "test") is True
-    assert finalize_job(store, settings, job_id, "test") is False  # idempotent
+    assert finalize_job(store, settings, fusion, job_id, "test") is True
+    assert finalize_job(store, settings, fusion, job_id, "test") is False  # idempotent
     job = store.get_job(job_id)
     assert job["status"] == "failed" and job["error"] == "image_missing"
     store.delete_job(job_id)
@@ -289,8 +286,6 @@ def test_missing_image_becomes_an_outcome_and_fails_the_job(service_env, setting
 
 def test_unreachable_redis_is_a_typed_503(settings: Settings, celery_app,
                                           astronaut: bytes) -> None:
-    from workers.jobs import StoreUnavailableError
-
     dead = with_settings(settings, redis_url="redis://127.0.0.1:1/0")
     jobs = JobService(JobStore.from_settings(dead), celery_app, dead)
     for call in (lambda: jobs.submit("owner-a", astronaut), lambda: jobs.get("owner-a", "x"),
@@ -324,8 +319,24 @@ def test_timeouts_and_bugs_become_outcomes(service_env, settings: Settings, astr
         monkeypatch.setattr(workers.base, "run_test", boom)
         job_id = f"{prefix}".ljust(32, "0")
         store.create_job(job_id, "owner-a", astronaut, ["quality"])
-        summary = workers.base.execute_test(store, settings, "quality", job_id)
+        assert execute_face_stage(store, settings, job_id)["found"] is True
+        summary = workers.base.execute_test(store, settings, default_registry(), "quality",
+                                            job_id)
         assert summary["score"] is None and summary["error"].startswith(prefix)
-        assert store.get_outcomes(job_id)["quality"]["face"]["found"] is True
+        assert store.get_outcomes(job_id)["quality"]["error"].startswith(prefix)
+        assert store.get_job(job_id)["face"]["found"] is True
         assert store.get_job(job_id)["status"] == "running"
         store.delete_job(job_id)
+
+
+def test_the_face_is_located_once_per_job_and_stored(jobs: JobService, astronaut: bytes,
+                                                    redis_db: redis.Redis) -> None:
+    before = int(redis_db.hget(STAGES_METRICS_KEY, "face_detections") or 0)
+    ids = [jobs.submit("owner-a", astronaut, tests=["quality", "cnn", "depth3d"])["id"]
+           for _ in range(3)]
+    views = [wait_done(jobs, "owner-a", job_id) for job_id in ids]
+    after = int(redis_db.hget(STAGES_METRICS_KEY, "face_detections") or 0)
+    assert after - before == len(ids)  # three tests per job, one face detection per job
+    local = score_image(decode_image(astronaut), load_tests(["quality"])).to_dict()
+    for view in views:
+        assert view["face"] == local["face"] and view["reasons"][:1] == local["reasons"][:1]

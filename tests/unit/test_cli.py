@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from skimage import data
 
-from common.cli import main
+from cli import main
 from common.imageio import load_image
-from workers.pipeline import load_tests, score_image
+from common.pipeline import load_tests, score_image
 from workers.quality.model import QualityClassifier
 
 SCENES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")

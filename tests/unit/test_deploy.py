@@ -3,6 +3,10 @@
 No Docker engine, ``docker compose`` plugin, cluster or kubeconform is available here,
 so the files are checked structurally with PyYAML: services, images, commands,
 environment, health checks, probes, KEDA triggers and settings names.
+
+The pools are the queues of the job pipeline as the test registry derives them
+(``default_registry().queues``: face, one per test, fusion), so registering a test
+without its compose service, Dockerfile, Deployment and ScaledObject fails here.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import pytest
 import yaml
 
 from common.config import PROJECT_ROOT, Settings
-from workers.celery_app import QUEUES
+from common.registry import FACE_QUEUE, FUSION_QUEUE, default_registry
 
-POOLS = ("quality", "cnn", "depth3d", "fusion")
+REGISTRY = default_registry()
+#: One worker pool per queue of the job pipeline: face, each test's queue, fusion.
+POOLS: tuple[str, ...] = REGISTRY.queues
+#: The worker entry point (``celery -A workers.worker worker -Q <queue>``).
+WORKER_APP = "workers.worker"
 DOCKER = PROJECT_ROOT / "deploy/docker"
 K8S = PROJECT_ROOT / "deploy/k8s"
 SETTING_VARS = {f"LIVENESS_{f.name.upper()}" for f in fields(Settings)}
@@ -37,13 +45,54 @@ def k8s_docs() -> list[dict]:
     return docs
 
 
-def test_pools_match_the_celery_queues():
-    assert set(POOLS) == set(QUEUES)
+def _by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def _worker_deployments(docs: list[dict]) -> dict[str, dict]:
+    return {name: d for name, d in _by_kind(docs, "Deployment").items()
+            if d["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"}
+
+
+def test_pools_are_the_registry_queues():
+    assert POOLS[0] == FACE_QUEUE and POOLS[-1] == FUSION_QUEUE
+    assert set(REGISTRY.test_queues) <= set(POOLS)
+    assert (PROJECT_ROOT / (WORKER_APP.replace(".", "/") + ".py")).is_file()
+
+
+def test_every_registry_queue_has_its_deploy_files(compose, k8s_docs):
+    """A queue (e.g. a newly registered test's) needs a pool in compose, Docker and k8s."""
+    deployments = _by_kind(k8s_docs, "Deployment")
+    scaled = _by_kind(k8s_docs, "ScaledObject")
+    missing = []
+    for pool in POOLS:
+        if pool not in compose["services"]:
+            missing.append(f"{pool}: no service in docker-compose.yml")
+        if not (DOCKER / f"{pool}.Dockerfile").is_file():
+            missing.append(f"{pool}: no deploy/docker/{pool}.Dockerfile")
+        if f"liveness-{pool}" not in deployments:
+            missing.append(f"{pool}: no Deployment liveness-{pool} in deploy/k8s/workers.yaml")
+        if f"liveness-{pool}" not in scaled:
+            missing.append(f"{pool}: no ScaledObject liveness-{pool} in deploy/k8s/keda.yaml")
+    assert not missing, "queues of the registry without a worker pool:\n" + "\n".join(missing)
+
+
+def test_no_pool_without_a_registry_queue(compose, k8s_docs):
+    """Exactly one compose service, Deployment and ScaledObject per pool, none stale."""
+    extra = set(compose["services"]) - {"redis", "gateway", *POOLS}
+    assert not extra, f"compose services for queues the registry does not have: {extra}"
+    pools = {f"liveness-{pool}" for pool in POOLS}
+    for kind, names in (("worker Deployment", set(_worker_deployments(k8s_docs))),
+                        ("ScaledObject", set(_by_kind(k8s_docs, "ScaledObject")))):
+        assert names == pools, f"{kind}s not matching the registry queues: {names ^ pools}"
+    dockerfiles = {p.name.removesuffix(".Dockerfile") for p in DOCKER.glob("*.Dockerfile")}
+    assert dockerfiles == {"gateway", *POOLS}, dockerfiles ^ {"gateway", *POOLS}
 
 
 def test_compose_has_redis_gateway_and_one_service_per_pool(compose):
     services = compose["services"]
-    assert set(services) == {"redis", "gateway", *POOLS}
+    assert set(services) == {"redis", "gateway", *POOLS}, (
+        set(services) ^ {"redis", "gateway", *POOLS})
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert "container_name" not in service      # `--scale` needs generated names
@@ -58,7 +107,8 @@ def test_compose_has_redis_gateway_and_one_service_per_pool(compose):
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
     for pool in POOLS:                                # scalable: no fixed host port
         assert "ports" not in compose["services"][pool]
-        assert f"ping -d {pool}@" in " ".join(compose["services"][pool]["healthcheck"]["test"])
+        check = " ".join(compose["services"][pool]["healthcheck"]["test"])
+        assert f"-A {WORKER_APP} inspect ping -d {pool}@" in check, check
 
 
 def _instructions(text: str) -> str:
@@ -68,7 +118,9 @@ def _instructions(text: str) -> str:
 
 @pytest.mark.parametrize("name", ["gateway", *POOLS])
 def test_each_image_carries_only_its_pool(name):
-    text = (DOCKER / f"{name}.Dockerfile").read_text()
+    dockerfile = DOCKER / f"{name}.Dockerfile"
+    assert dockerfile.is_file(), f"no {dockerfile.relative_to(PROJECT_ROOT)}"
+    text = dockerfile.read_text()
     assert re.search(r"^USER 10001$", text, re.M)            # non-root
     assert "HEALTHCHECK" in text
     lowered = _instructions(text)
@@ -80,7 +132,11 @@ def test_each_image_carries_only_its_pool(name):
         assert "--no-deps" in text and "COPY models" not in text
     else:
         assert f"-Q {name} " in text                     # consumes only its own queue
+        assert f"celery -A {WORKER_APP} worker -Q {name} " in text
+        assert f"celery -A {WORKER_APP} inspect ping" in text
         assert ("COPY models/quality" in text) == (name == "quality")
+        if name in (FACE_QUEUE, FUSION_QUEUE):              # pipeline stages: no test model
+            assert "COPY models" not in text
         assert "flask" not in (DOCKER / "worker-requirements.txt").read_text().lower()
 
 
@@ -110,10 +166,6 @@ def test_gateway_imports_no_model_code():
                          cwd=PROJECT_ROOT, check=False,
                          env={"PATH": "/usr/bin:/bin", "LIVENESS_API_KEY_HASHES": ""})
     assert out.returncode == 0, out.stderr[-2000:]
-
-
-def _by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
-    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
 def test_kustomization_lists_every_manifest():
@@ -152,17 +204,45 @@ def test_gateway_probes_and_service(k8s_docs):
 
 @pytest.mark.parametrize("pool", POOLS)
 def test_each_pool_has_a_worker_probe_and_a_keda_scaler_on_its_queue(k8s_docs, pool):
-    deployment = _by_kind(k8s_docs, "Deployment")[f"liveness-{pool}"]
+    deployment = _worker_deployments(k8s_docs).get(f"liveness-{pool}")
+    assert deployment, f"no worker Deployment liveness-{pool} in deploy/k8s/workers.yaml"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert f"-Q {pool} " in " ".join(container["command"])
-    assert f"ping -d {pool}@" in " ".join(container["livenessProbe"]["exec"]["command"])
-    scaled = _by_kind(k8s_docs, "ScaledObject")[f"liveness-{pool}"]
+    assert container["image"].startswith(f"face-liveness/{pool}:")
+    assert f"celery -A {WORKER_APP} worker -Q {pool} " in " ".join(container["command"])
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = " ".join(container[probe]["exec"]["command"])
+        assert f"celery -A {WORKER_APP} inspect ping -d {pool}@" in check, check
+    scaled = _by_kind(k8s_docs, "ScaledObject").get(f"liveness-{pool}")
+    assert scaled, f"no ScaledObject liveness-{pool} in deploy/k8s/keda.yaml"
     assert scaled["apiVersion"].startswith("keda.sh/")
     assert scaled["spec"]["scaleTargetRef"]["name"] == f"liveness-{pool}"
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "redis"
     assert trigger["metadata"]["listName"] == pool
     assert int(trigger["metadata"]["listLength"]) > 0
+
+
+def _required_queues(env: dict) -> tuple[str, ...]:
+    """The queues ``/readyz`` requires: ``LIVENESS_REQUIRED_QUEUES`` or its default."""
+    explicit = [q.strip() for q in env.get("LIVENESS_REQUIRED_QUEUES", "").split(",") if q.strip()]
+    if explicit:
+        return tuple(explicit)
+    tests = REGISTRY.resolve(None, env.get("LIVENESS_DEFAULT_TESTS", ""))
+    return tuple(dict.fromkeys((FACE_QUEUE, *(REGISTRY.get(t).queue for t in tests),
+                                FUSION_QUEUE)))
+
+
+def test_required_queues_have_an_always_on_pool(compose, k8s_docs):
+    """``/readyz`` needs a worker on face, the default tests' queues and fusion."""
+    config = _by_kind(k8s_docs, "ConfigMap")["liveness-config"]["data"]
+    scaled = _by_kind(k8s_docs, "ScaledObject")
+    for where, env in (("k8s", config), ("compose", compose["services"]["gateway"]["environment"])):
+        required = _required_queues(env)
+        assert {FACE_QUEUE, FUSION_QUEUE} <= set(required), (where, required)
+        assert set(required) <= set(POOLS), (where, set(required) - set(POOLS))
+        if where == "k8s":
+            for queue in required:         # KEDA must not scale a required pool to zero
+                assert int(scaled[f"liveness-{queue}"]["spec"]["minReplicaCount"]) >= 1, queue
 
 
 def test_k8s_config_names_real_settings(k8s_docs):

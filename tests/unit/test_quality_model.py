@@ -39,7 +39,8 @@ def test_save_load_round_trip(tmp_path, blobs):
     model.info = ModelInfo(test="quality", name="wiqa-lda", version="t", threshold=0.42)
     path = model.save(tmp_path)
     doc = json.loads(path.read_text())
-    assert doc["format"].endswith("QualityClassifier") and "state" in doc
+    assert doc["format"].endswith("QualityClassifier") and "state" not in doc
+    assert set(doc["files"]) == {"weights.npz"}  # the fitted numbers, pinned by SHA-256
     loaded = QualityClassifier.load(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded.info.threshold == 0.42 and loaded.feature_names == model.feature_names
@@ -71,13 +72,27 @@ def test_load_errors(tmp_path, blobs):
     (tmp_path / "model.json").write_text("{not json")
     with pytest.raises(ModelError, match="not a readable"):
         QualityClassifier.load(tmp_path)
-    (tmp_path / "model.json").write_text(json.dumps({"format": "os.system", "format_version": 1}))
+    (tmp_path / "model.json").write_text(json.dumps({"format": "os.system", "format_version": 1,
+                                                     "files": {}}))
     with pytest.raises(ModelError, match="not"):
         QualityClassifier.load(tmp_path)
     X, y = blobs
-    path = QualityClassifier().fit(X, y).save(tmp_path)
-    doc = json.loads(path.read_text())
-    doc["state"]["scale"] = doc["state"]["scale"][:3]
-    path.write_text(json.dumps(doc))
+    model = QualityClassifier().fit(X, y)
+    model.scale_ = model.scale_[:3]
+    model.save(tmp_path)
     with pytest.raises(ModelError, match="malformed"):
+        QualityClassifier.load(tmp_path)
+
+
+def test_a_tampered_weight_file_is_refused(tmp_path, blobs):
+    X, y = blobs
+    model = QualityClassifier().fit(X, y)
+    model.save(tmp_path)
+    other = QualityClassifier().fit(X[::-1] + 1.0, y[::-1])
+    other.save(tmp_path / "other")
+    (tmp_path / "weights.npz").write_bytes((tmp_path / "other/weights.npz").read_bytes())
+    with pytest.raises(ModelError, match=r"weights.npz: SHA-256 .* does not match"):
+        QualityClassifier.load(tmp_path)
+    (tmp_path / "weights.npz").unlink()
+    with pytest.raises(ModelError, match="missing"):
         QualityClassifier.load(tmp_path)

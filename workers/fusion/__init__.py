@@ -1,0 +1,1 @@
+"""The fusion pool: each job's fan-in, its deadline and its webhook."""

@@ -11,23 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.faces import FaceBox, FaceDetection
 from common.jobstore import JobStore
-from tests.unit.test_gateway_support import (
+from tests.gateway.support import (
     KEYS,
-    app,
     auth,
     build_app,
-    client,
-    db,
+    finish,
+    finished_result,
     jpeg_bytes,
     make_settings,
     png_header_only,
-    redis_db,
 )
-from workers import pipeline
-
-__all__ = ["app", "client", "db", "redis_db"]  # fixtures used by name
 
 
 def submit(client, body: bytes | None = None, owner: str = "alice", **form):
@@ -35,22 +29,6 @@ def submit(client, body: bytes | None = None, owner: str = "alice", **form):
     payload.update(form)
     return client.post("/v1/jobs", data=payload, headers=auth(owner),
                        content_type="multipart/form-data")
-
-
-def finished_result() -> dict:
-    """A result dict as the fusion worker writes it (``combine`` of the pipeline)."""
-    face = FaceDetection(FaceBox(10, 90, 90, 10), True, "hog", 1)
-    outcome = pipeline.TestOutcome(score=0.83, model="w-iqa", version="1", threshold=0.5,
-                                   seconds=0.2)
-    result = pipeline.combine(face, {"quality": outcome}, 0.75).to_dict()
-    result["missing_tests"] = {}
-    result["timings"] = {"total_s": 0.75}
-    return result
-
-
-def finish(app, job_id: str, result: dict | None = None) -> None:
-    store = JobStore(app.extensions["liveness"].jobs.store.redis, make_settings())
-    store.finish(job_id, "done", result or finished_result())
 
 
 # --- submission ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``liveness train <test>``: fit a test's model on datasets and write its model card."""
+"""``liveness train quality``: the quality test's trainer (named by its registry spec)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,7 @@ from pathlib import Path
 import click
 
 
-@click.group("train")
-def train_group() -> None:
-    """Train a liveness test's model."""
-
-
-@train_group.command("quality")
+@click.command("quality")
 @click.option("--data", "data", multiple=True, required=True,
               type=click.Path(exists=True, file_okay=False),
               help="Dataset folder (repeatable): TSV folder, live/spoof folder, NUAA, "

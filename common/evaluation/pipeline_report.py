@@ -23,7 +23,6 @@ from common.datasets import open_dataset
 from common.errors import LivenessError
 from common.evaluation.report import evaluate, write_report
 from common.imageio import decode_image
-from workers.fusion.rule import FUSED_THRESHOLD
 
 _STATE: dict[str, Any] = {}
 
@@ -31,7 +30,7 @@ _STATE: dict[str, Any] = {}
 def _init_worker(test_names: tuple[str, ...], models_dir: str | None) -> None:
     import cv2
 
-    from workers.pipeline import load_tests
+    from common.pipeline import fusion_for, load_tests
 
     cv2.setNumThreads(1)
     settings = get_settings()
@@ -39,14 +38,16 @@ def _init_worker(test_names: tuple[str, ...], models_dir: str | None) -> None:
         settings = dataclasses.replace(settings, models_dir=Path(models_dir))
     _STATE["settings"] = settings
     _STATE["tests"] = load_tests(test_names, settings)
+    _STATE["fusion"] = fusion_for(settings)
 
 
 def _score_bytes(data: bytes) -> dict[str, Any] | None:
-    from workers.pipeline import score_image
+    from common.pipeline import score_image
 
     try:
         image = decode_image(data, _STATE["settings"])
-        return score_image(image, _STATE["tests"], _STATE["settings"]).to_dict()
+        return score_image(image, _STATE["tests"], _STATE["settings"],
+                           _STATE["fusion"]).to_dict()
     except LivenessError:
         return None
 
@@ -99,7 +100,9 @@ def evaluate_datasets(
     scores = np.array([results[i]["score"] for i in ok], dtype=float)
     labels = np.array([samples[i].label for i in ok], dtype=int)
     types = np.array([samples[i].attack_type for i in ok])
-    report = evaluate(scores, labels, types, threshold=FUSED_THRESHOLD)
+    thresholds = {results[i]["threshold"] for i in ok}
+    threshold = thresholds.pop() if len(thresholds) == 1 else 0.5
+    report = evaluate(scores, labels, types, threshold=threshold)
     skipped = len(samples) - len(ok)
     found = np.mean([results[i]["face_found"] for i in ok]) if ok else 0.0
     paths = write_report(

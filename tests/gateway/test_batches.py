@@ -8,20 +8,15 @@ import zipfile
 
 import numpy as np
 
-from common.cli.score import result_row
-from tests.unit.test_gateway_jobs import finish, finished_result
-from tests.unit.test_gateway_support import (
-    app,
+from common.result import LivenessResult, csv_row
+from tests.gateway.support import (
     auth,
     build_app,
-    client,
-    db,
+    finish,
+    finished_result,
     jpeg_bytes,
     make_settings,
-    redis_db,
 )
-
-__all__ = ["app", "client", "db", "redis_db"]  # fixtures used by name
 
 
 def zip_of(entries: dict[str, bytes], directories: tuple[str, ...] = ()) -> bytes:
@@ -139,7 +134,8 @@ def test_batch_csv_has_the_columns_of_liveness_score(app, client):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     result = finished_result()
-    expected = result_row("a.jpg", result, None, result["seconds"], ("quality",))
+    expected = csv_row("a.jpg", LivenessResult.from_dict(result), None, result["seconds"],
+                       ("quality",))
     assert list(rows[0]) == list(expected)
     assert rows[0] == {k: str(v) for k, v in expected.items()}
     assert rows[1]["decision"] == "queued" and rows[1]["score_live"] == ""

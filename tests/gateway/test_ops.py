@@ -17,25 +17,19 @@ from click.testing import CliRunner
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.cli import main as cli_main
+from cli import main as cli_main
 from common.config import PROJECT_ROOT
 from gateway.auth import KeyRing
 from gateway.metrics import OUTCOMES_KEY
 from gateway.schemas import BatchSchema, JobSchema
-from tests.unit.test_gateway_support import (
+from tests.gateway.support import (
     CLOSED_URL,
     KEYS,
-    app,
     auth,
     build_app,
-    client,
-    db,
     jpeg_bytes,
     make_settings,
-    redis_db,
 )
-
-__all__ = ["app", "client", "db", "redis_db"]  # fixtures used by name
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -62,7 +56,7 @@ def test_readyz_is_503_without_workers(client):
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "unavailable" and body["checks"]["redis"] == "ok"
-    assert body["checks"]["missing"] == ["quality", "fusion"]
+    assert body["checks"]["missing"] == ["face", "quality", "fusion"]  # the defaults
 
 
 def test_metrics_exposition_parses_and_counts(app, client, db):
@@ -70,6 +64,7 @@ def test_metrics_exposition_parses_and_counts(app, client, db):
     client.get("/v1/jobs/unknown", headers=auth())
     db.hset(OUTCOMES_KEY, mapping={"quality:ok": 3, "quality:error": 1})
     db.hset("liveness:metrics:jobs", mapping={"done": 4, "decision:live": 3})
+    db.hset("liveness:metrics:stages", mapping={"face_detections": 4})
     response = client.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     values = samples(response.get_data(as_text=True))
@@ -80,8 +75,12 @@ def test_metrics_exposition_parses_and_counts(app, client, db):
     assert ("liveness_http_request_duration_seconds_count",
             (("method", "POST"), ("route", "/v1/jobs"))) in values
     assert values[("liveness_redis_up", ())] == 1
-    assert values[("liveness_queue_depth", (("queue", "quality"),))] == 1  # not consumed
+    # A job's first stage is the face stage: its message waits on `face` (not consumed);
+    # the tests' messages are sent only once the face is located.
+    assert values[("liveness_queue_depth", (("queue", "face"),))] == 1
+    assert values[("liveness_queue_depth", (("queue", "quality"),))] == 0
     assert values[("liveness_queue_depth", (("queue", "cnn"),))] == 0
+    assert values[("liveness_stage_runs_total", (("stage", "face_detections"),))] == 4
     assert values[("liveness_test_outcomes_total",
                    (("outcome", "ok"), ("test", "quality")))] == 3
     assert values[("liveness_jobs_finished_total", (("status", "done"),))] == 4

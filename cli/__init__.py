@@ -1,4 +1,8 @@
-"""The ``liveness`` command: in-process scoring, training and evaluation."""
+"""The ``liveness`` command: scoring, training, evaluation, the service, API keys.
+
+The top layer: it may import ``common``, ``workers`` and ``gateway`` alike (the
+import-linter contracts in ``pyproject.toml`` keep everything else pointing down).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import logging
 
 import click
 
-from common.cli.apikey import apikey_command
-from common.cli.evaluate import evaluate_command
-from common.cli.score import score_command
-from common.cli.serve import serve_command
-from common.cli.train import train_group
+from cli.apikey import apikey_command
+from cli.evaluate import evaluate_command
+from cli.score import score_command
+from cli.serve import serve_command
+from cli.train import train_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,10 +2,15 @@
 
 A submission validates the image (:func:`common.imageio.decode_image`, so bad input
 fails here with a typed :class:`~common.errors.ImageError` and never reaches a
-worker), stores it once in the job store, and enqueues
-``chord(group(one task per test), liveness.fusion.finalize)`` plus a
-``liveness.fusion.deadline`` task due ``job_deadline_s`` later. Task messages carry
-the job id only. Signatures are built by task name, so the gateway never imports
+worker), stores it once in the job store, and enqueues the job's pipeline::
+
+    liveness.face.locate  →  chord(one liveness.<test>.score per test,
+                                   liveness.fusion.finalize)
+
+plus a ``liveness.fusion.deadline`` task due ``job_deadline_s`` later that finalises
+with whatever arrived. The face stage runs once per job and stores the face in the job
+record; every test reads it from there. Task messages carry the job id only, and
+signatures are built by task name from the registry, so the gateway never imports
 model code.
 
 Ownership: every read checks the job's owner (the API-key id); another key's job is
@@ -20,24 +25,18 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import redis
-from celery import Celery, chord, group
+from celery import chord, group
 from kombu.exceptions import OperationalError
 
 from common.config import Settings
 from common.errors import ImageError, LivenessError
 from common.imageio import decode_image
 from common.jobstore import TERMINAL, JobStore, new_id
-from workers.celery_app import TEST_POOLS
+from common.queueing import DEADLINE_TASK, FACE_TASK, FINALIZE_TASK, LivenessCelery
+from common.registry import TestRegistry, UnknownTestError
+from common.result import JobView, LivenessResult
 
-#: The tests a job may ask for: one per test pool.
-KNOWN_TESTS: tuple[str, ...] = TEST_POOLS
-
-
-class UnknownTestError(LivenessError):
-    """A requested test name is not one of :data:`KNOWN_TESTS`."""
-
-    code = "unknown_test"
-    http_status = 422
+__all__ = ["JobService", "StoreUnavailableError", "UnknownTestError", "job_view"]
 
 
 class StoreUnavailableError(LivenessError):
@@ -47,29 +46,21 @@ class StoreUnavailableError(LivenessError):
     http_status = 503
 
 
-_RESULT_FIELDS = ("score", "decision", "threshold", "fusion", "face_found", "face", "reasons")
-
-
 def job_view(
     job_id: str, record: dict[str, Any] | None, status: str | None = None
 ) -> dict[str, Any]:
-    """The public job dict (GET /v1/jobs/<id>); result fields are None until done."""
+    """The public job dict (GET /v1/jobs/<id>, webhooks); result fields None until done."""
     record = record or {}
-    result = record.get("result") or {}
-    view: dict[str, Any] = {
-        "id": job_id,
-        "status": status or record.get("status"),
-        "created_at": record.get("created_at"),
-        "updated_at": record.get("updated_at"),
-        "tests": record.get("tests", []),
-    }
-    for name in _RESULT_FIELDS:
-        view[name] = result.get(name)
-    view["tests_detail"] = result.get("tests")
-    view["missing_tests"] = result.get("missing_tests")
-    view["timings"] = result.get("timings")
-    view["error"] = record.get("error") or None
-    return view
+    result = record.get("result")
+    return JobView(
+        id=job_id,
+        status=status or record.get("status") or "queued",
+        created_at=record.get("created_at"),
+        updated_at=record.get("updated_at"),
+        tests=tuple(record.get("tests", ())),
+        result=LivenessResult.from_dict(result) if result else None,
+        error=record.get("error") or None,
+    ).to_dict()
 
 
 @contextlib.contextmanager
@@ -82,26 +73,22 @@ def _available() -> Iterator[None]:
 
 
 class JobService:
-    """Jobs on top of a :class:`JobStore` and the Celery app."""
+    """Jobs on top of a :class:`JobStore` and a producer Celery app (:func:`make_celery`).
 
-    def __init__(self, store: JobStore, celery_app: Celery, settings: Settings | None = None):
+    The tests a job may ask for are the app's registry's.
+    """
+
+    def __init__(self, store: JobStore, celery_app: LivenessCelery,
+                 settings: Settings | None = None) -> None:
         self.store = store
         self.app = celery_app
         self.settings = settings or store.settings
+        self.registry: TestRegistry = celery_app.test_registry
 
     # --- single jobs -----------------------------------------------------------------
     def resolve_tests(self, tests: Iterable[str] | None) -> list[str]:
         """Validated, de-duplicated test names in request order (default when empty)."""
-        names = [t.strip() for t in (tests or []) if t and t.strip()]
-        if not names:
-            names = [t.strip() for t in self.settings.default_tests.split(",") if t.strip()]
-        unknown = [n for n in names if n not in KNOWN_TESTS]
-        if unknown:
-            raise UnknownTestError(
-                f"unknown test(s) {', '.join(map(repr, unknown))}; "
-                f"known tests: {', '.join(KNOWN_TESTS)}"
-            )
-        return list(dict.fromkeys(names))
+        return self.registry.resolve(tests, self.settings.default_tests)
 
     def submit(
         self,
@@ -140,15 +127,16 @@ class JobService:
 
     def _enqueue(self, job_id: str, names: list[str]) -> None:
         deadline_s = self.settings.job_deadline_s
-        header = group(
-            self.app.signature(f"liveness.{name}.score", args=(job_id,), expires=deadline_s)
+        app = self.app
+        face = app.signature(FACE_TASK, args=(job_id,), expires=deadline_s, immutable=True)
+        tests = group(
+            app.signature(self.registry.get(name).task_name, args=(job_id,),
+                          expires=deadline_s, immutable=True)
             for name in names
         )
-        finalize = self.app.signature("liveness.fusion.finalize", kwargs={"job_id": job_id})
-        chord(header)(finalize)
-        self.app.signature("liveness.fusion.deadline", args=(job_id,)).apply_async(
-            countdown=deadline_s
-        )
+        finalize = app.signature(FINALIZE_TASK, kwargs={"job_id": job_id}, immutable=True)
+        (face | chord(tests, finalize, app=app)).apply_async()
+        app.signature(DEADLINE_TASK, args=(job_id,)).apply_async(countdown=deadline_s)
 
     def get(self, owner: str, job_id: str) -> dict[str, Any] | None:
         """The job dict; ``status="expired"`` after result expiry; None if not the owner's."""
@@ -211,9 +199,9 @@ class JobService:
     def get_batch(self, owner: str, batch_id: str) -> dict[str, Any] | None:
         """Progress counts and per-image status/result/error; None if not the owner's.
 
-        Each item's ``result`` is the in-process result dict (``LivenessResult.to_dict()``
-        plus ``missing_tests``/``timings``), so ``common.cli.score.result_row`` turns it
-        into the same CSV row ``liveness score`` writes.
+        Each item's ``result`` is the stored ``LivenessResult.to_dict()`` (with
+        ``missing_tests`` and ``timings``), which :func:`common.result.csv_row` turns into
+        the row ``liveness score --out`` writes.
         """
         with _available():
             record = self.store.get_batch(batch_id)

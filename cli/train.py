@@ -1,0 +1,32 @@
+"""``liveness train <test>``: one subcommand per registered test that has a trainer.
+
+The subcommands come from the registry (each :class:`common.registry.TestSpec` names its
+``trainer``, a ``click.Command``) and are imported only when run or asked for help.
+"""
+
+from __future__ import annotations
+
+import click
+
+from common.registry import default_registry
+
+
+class TrainGroup(click.Group):
+    """A click group whose commands are the registered tests' trainers (lazy)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [spec.name for spec in default_registry() if spec.trainer]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        registry = default_registry()
+        if cmd_name not in registry or not registry.get(cmd_name).trainer:
+            return None
+        command = registry.load_trainer(cmd_name)
+        if not isinstance(command, click.Command):
+            raise click.ClickException(f"the trainer of test {cmd_name!r} is not a click command")
+        return command
+
+
+@click.group("train", cls=TrainGroup)
+def train_group() -> None:
+    """Train a liveness test's model (one subcommand per registered test)."""

@@ -1,0 +1,172 @@
+"""Fusion: how the per-test outcomes of one image become one score and decision.
+
+Every fusion implements :class:`Fusion` — ``fuse(outcomes) -> FusedScore`` — over
+whichever tests answered (a test that failed or timed out has ``score=None``). The
+pipeline and the fusion worker load the fusion once per process with
+:func:`load_fusion`: the model folder ``<models_dir>/fusion/`` when it holds a
+``model.json``, else the default rule :class:`NormalisedLogOddsFusion`.
+
+The default rule maps each test's P(live) ``s_i`` onto a common scale — its log-odds
+margin over that test's own calibrated threshold ``t_i``, ``logit(s_i) - logit(t_i)`` —
+averages the margins of the tests that answered and maps back with the logistic
+function. The fused threshold is therefore 0.5 whatever subset of tests arrived, and a
+single test's decision is exactly its own decision at its own threshold.
+
+A trained fusion (:class:`LinearLogOddsFusion`, seed: Collins 2019's LDA
+"consolidation layer") is linear in the tests' log-odds ``logit(s_i)``, with one weight
+vector and bias per subset of tests, so a job whose CNN or 3D test failed is still
+fused by a model fitted for exactly the tests that answered. LDA and logistic
+regression both give such a model; ``liveness train fusion`` (a later issue) writes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from common.errors import ModelError
+from common.modelfolder import MANIFEST, read_model_folder
+from common.result import TestOutcome
+
+#: Name of the default rule (``fusion`` in every result it produced).
+DEFAULT_RULE_NAME = "mean-threshold-normalised-log-odds"
+#: The default rule's decision threshold on the fused score.
+DEFAULT_THRESHOLD = 0.5
+#: Sub-folder of the models folder that holds a trained fusion model.
+FUSION_SUBDIR = "fusion"
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class FusedScore:
+    """The fused P(live) (``None`` when no test scored), its threshold and decision."""
+
+    score: float | None
+    threshold: float
+    decision: str
+    name: str
+
+
+class Fusion(Protocol):
+    """What the pipeline needs of a fusion; loaded once per process."""
+
+    name: str
+
+    def fuse(self, outcomes: Mapping[str, TestOutcome]) -> FusedScore:
+        """Combine the outcomes (test name → outcome) of one image."""
+        ...
+
+
+def decide(score: float | None, threshold: float) -> str:
+    """``live`` at or above ``threshold``, ``spoof`` below, ``retry`` without a score."""
+    if score is None:
+        return "retry"
+    return "live" if score >= threshold else "spoof"
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), _EPS), 1.0 - _EPS)
+    return math.log(p / (1.0 - p))
+
+
+def _expit(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _scored(outcomes: Mapping[str, TestOutcome]) -> dict[str, TestOutcome]:
+    return {n: o for n, o in outcomes.items() if o.score is not None and math.isfinite(o.score)}
+
+
+class NormalisedLogOddsFusion:
+    """The default rule: mean of threshold-normalised log-odds (module docstring)."""
+
+    name = DEFAULT_RULE_NAME
+    threshold = DEFAULT_THRESHOLD
+
+    def fuse(self, outcomes: Mapping[str, TestOutcome]) -> FusedScore:
+        margins = [
+            _logit(o.score) - _logit(o.threshold if o.threshold is not None else 0.5)
+            for o in _scored(outcomes).values()
+            if o.score is not None
+        ]
+        score = _expit(sum(margins) / len(margins)) if margins else None
+        return FusedScore(score, self.threshold, decide(score, self.threshold), self.name)
+
+
+class LinearLogOddsFusion:
+    """A trained linear fusion over the tests' log-odds, one model per subset of tests.
+
+    ``subsets`` maps ``"+"``-joined sorted test names (``"cnn+quality"``) to
+    ``{"weights": {test: w}, "bias": b}``; the fused score is
+    ``expit(b + Σ w_test · logit(s_test))`` for the subset of tests that answered, and
+    the decision is taken at ``threshold``. A subset without a fitted model falls back
+    to the largest fitted subset of the tests that answered (their other tests ignored).
+    """
+
+    format = "linear-log-odds"
+
+    def __init__(self, name: str, threshold: float,
+                 subsets: Mapping[str, Mapping[str, Any]]) -> None:
+        if not subsets:
+            raise ModelError("a linear fusion model needs at least one fitted subset")
+        self.name = name
+        self.threshold = float(threshold)
+        self.subsets: dict[frozenset[str], tuple[dict[str, float], float]] = {}
+        for key, model in subsets.items():
+            tests = frozenset(t for t in key.split("+") if t)
+            weights = {str(t): float(w) for t, w in model["weights"].items()}
+            if set(weights) != tests:
+                raise ModelError(f"fusion subset {key!r} has weights for {sorted(weights)}")
+            self.subsets[tests] = (weights, float(model["bias"]))
+
+    @classmethod
+    def from_manifest(cls, doc: Mapping[str, Any]) -> LinearLogOddsFusion:
+        info = doc.get("info") or {}
+        params = doc.get("params") or {}
+        try:
+            return cls(str(info["name"]), float(info["threshold"]), params["subsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"malformed linear fusion model: {exc}") from exc
+
+    def _model_for(self, tests: frozenset[str]) -> tuple[dict[str, float], float] | None:
+        if tests in self.subsets:
+            return self.subsets[tests]
+        fitting = [s for s in self.subsets if s <= tests]
+        return self.subsets[max(fitting, key=lambda s: (len(s), sorted(s)))] if fitting else None
+
+    def fuse(self, outcomes: Mapping[str, TestOutcome]) -> FusedScore:
+        scored = _scored(outcomes)
+        model = self._model_for(frozenset(scored))
+        score = None
+        if model is not None:
+            weights, bias = model
+            score = _expit(bias + sum(w * _logit(scored[t].score or 0.0)
+                                      for t, w in weights.items()))
+        return FusedScore(score, self.threshold, decide(score, self.threshold), self.name)
+
+
+#: Fusion model formats a ``models/fusion/model.json`` may declare.
+FORMATS: dict[str, Any] = {LinearLogOddsFusion.format: LinearLogOddsFusion}
+
+
+def load_fusion(models_dir: str | Path) -> Fusion:
+    """The fusion model in ``<models_dir>/fusion/`` when present, else the default rule.
+
+    Raises :class:`ModelError` when the folder holds a ``model.json`` that is unreadable,
+    fails its SHA-256 check or declares an unknown ``format``.
+    """
+    folder = Path(models_dir) / FUSION_SUBDIR
+    if not (folder / MANIFEST).is_file():
+        return NormalisedLogOddsFusion()
+    doc = read_model_folder(folder)
+    kind = FORMATS.get(str(doc.get("format")))
+    if kind is None:
+        raise ModelError(f"{folder}: unknown fusion format {doc.get('format')!r}; "
+                         f"known: {', '.join(FORMATS)}")
+    return kind.from_manifest(doc)

@@ -1,0 +1,103 @@
+"""The job pipeline, in process: intake → face stage (once) → tests → fusion.
+
+``liveness score`` and ``liveness evaluate`` run it directly; the service runs the same
+stages as Celery tasks (the face stage on the ``face`` queue, each test on its own
+queue, fusion on ``fusion``) and calls the same functions — :func:`run_face_stage`,
+:func:`run_test` and :func:`combine` — so both give the same answer for the same image.
+
+Tests are found through the registry (:mod:`common.registry`) and loaded once per
+process; the fusion is loaded once per process from the models folder
+(:func:`common.fusion.load_fusion`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from common.config import Settings, get_settings
+from common.errors import LivenessError
+from common.faces import locate_face
+from common.fusion import Fusion, load_fusion
+from common.liveness_test import LivenessTest
+from common.registry import TestRegistry, default_registry
+from common.result import FaceDetection, LivenessResult, TestOutcome
+
+#: Reason code added for every test that produced no score.
+TEST_FAILED = "test_failed"
+
+
+def load_tests(names: Iterable[str], settings: Settings | None = None,
+               registry: TestRegistry | None = None) -> dict[str, LivenessTest]:
+    """The named tests, loaded once per process per models folder (``ModelError``)."""
+    settings = settings or get_settings()
+    registry = registry or default_registry()
+    return {name: registry.load_scorer(name, settings.models_dir) for name in names}
+
+
+@cache
+def _cached_fusion(models_dir: Path) -> Fusion:
+    return load_fusion(models_dir)
+
+
+def fusion_for(settings: Settings | None = None) -> Fusion:
+    """The fusion of ``settings.models_dir``, loaded once per process."""
+    settings = settings or get_settings()
+    return _cached_fusion(Path(settings.models_dir).resolve())
+
+
+def run_face_stage(image: np.ndarray, settings: Settings | None = None) -> FaceDetection:
+    """The face stage: where the face is (run once per image; every test gets it)."""
+    return locate_face(image, settings or get_settings())
+
+
+def run_test(test: LivenessTest, image: np.ndarray, face: FaceDetection) -> TestOutcome:
+    """Score with one test; a failure becomes an outcome with ``error``, not an exception."""
+    start = time.perf_counter()
+    try:
+        score: float | None = test.score(image, face)
+        error = None
+    except LivenessError as exc:
+        score, error = None, f"{exc.code}: {exc.message}"
+    return TestOutcome(
+        score=score,
+        model=test.info.name,
+        version=test.info.version,
+        threshold=test.info.threshold,
+        seconds=round(time.perf_counter() - start, 4),
+        error=error,
+    )
+
+
+def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: float,
+            fusion: Fusion) -> LivenessResult:
+    """Fuse whatever test outcomes arrived into one result (the fusion worker's path too)."""
+    fused = fusion.fuse(outcomes)
+    reasons = [*face.reasons, *(f"{TEST_FAILED}:{n}" for n, o in outcomes.items()
+                                if o.score is None)]
+    return LivenessResult(
+        score=None if fused.score is None else round(fused.score, 6),
+        decision=fused.decision,
+        threshold=fused.threshold,
+        fusion=fused.name,
+        face=face,
+        tests=dict(outcomes),
+        seconds=round(seconds, 4),
+        reasons=tuple(reasons),
+    )
+
+
+def score_image(image: np.ndarray, tests: Mapping[str, LivenessTest],
+                settings: Settings | None = None, fusion: Fusion | None = None
+                ) -> LivenessResult:
+    """Score one decoded RGB uint8 image (H, W, 3) with the given loaded tests."""
+    settings = settings or get_settings()
+    fusion = fusion or fusion_for(settings)
+    start = time.perf_counter()
+    face = run_face_stage(image, settings)
+    outcomes = {name: run_test(test, image, face) for name, test in tests.items()}
+    return combine(face, outcomes, time.perf_counter() - start, fusion)

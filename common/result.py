@@ -1,0 +1,252 @@
+"""The one result model: what a liveness check answers, as typed dataclasses.
+
+Every producer and consumer of a result goes through these classes: the in-process
+pipeline (:mod:`common.pipeline`) builds them, the fusion worker stores
+``LivenessResult.to_dict()`` in the job store, the job view
+(:func:`common.jobs.job_view`) and the batch CSV read them back with ``from_dict``,
+``liveness score`` prints them, and the gateway's OpenAPI schemas
+(:mod:`gateway.schemas`) are generated from their fields and ``description`` metadata.
+
+The module is plain Python (no NumPy, no OpenCV) so that the gateway can use it without
+loading any image or model code. ``to_dict`` gives JSON-ready dicts;
+``from_dict(to_dict(x)) == x`` for every class.
+
+Boxes are half-open pixel ranges in original-image coordinates, in face_recognition's
+(top, right, bottom, left) order: rows ``top`` … ``bottom - 1``, columns ``left`` …
+``right - 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+#: Decisions a result may carry: ``retry`` when nothing could be judged.
+DECISIONS: tuple[str, ...] = ("live", "spoof", "retry")
+#: Columns every CSV row has (``liveness score --out`` and the batch CSV); one
+#: ``<test>_score`` column per test follows, in the order the tests were asked for.
+CSV_BASE_COLUMNS: tuple[str, ...] = (
+    "path", "score_live", "decision", "face_found", "reasons", "seconds", "error",
+)
+
+
+def _doc(text: str, **extra: Any) -> dict[str, Any]:
+    """Field metadata: the description the OpenAPI document shows (plus e.g. example)."""
+    return {"description": text, **extra}
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face box in face_recognition's (top, right, bottom, left) order, half-open, pixels."""
+
+    top: int = field(metadata=_doc("first row of the face (pixels from the top)"))
+    right: int = field(metadata=_doc("one past the last column"))
+    bottom: int = field(metadata=_doc("one past the last row"))
+    left: int = field(metadata=_doc("first column"))
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def area(self) -> int:
+        return max(self.width, 0) * max(self.height, 0)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"top": self.top, "right": self.right, "bottom": self.bottom, "left": self.left}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FaceBox:
+        return cls(int(data["top"]), int(data["right"]), int(data["bottom"]), int(data["left"]))
+
+
+@dataclass(frozen=True)
+class FaceDetection:
+    """Where the face is, how it was found, and the reason codes to report."""
+
+    box: FaceBox = field(metadata=_doc("the square face box the tests used"))
+    found: bool = field(metadata=_doc("false when no face was found (box = centred square)"))
+    method: str = field(metadata=_doc("how the box was found", example="hog"))
+    n_faces: int = field(metadata=_doc("faces detected"))
+    reasons: tuple[str, ...] = field(default=(), metadata=_doc("face reason codes"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": self.box.to_dict(),
+            "found": self.found,
+            "method": self.method,
+            "n_faces": self.n_faces,
+            "reasons": list(self.reasons),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FaceDetection:
+        return cls(
+            box=FaceBox.from_dict(data["box"]),
+            found=bool(data["found"]),
+            method=str(data["method"]),
+            n_faces=int(data["n_faces"]),
+            reasons=tuple(str(r) for r in data.get("reasons", ())),
+        )
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """One test's part of a result: its P(live), or why it has none."""
+
+    __test__ = False  # not a pytest test class
+
+    score: float | None = field(metadata=_doc("P(live) of this test, 0-1"))
+    model: str | None = field(default=None, metadata=_doc("model name"))
+    version: str | None = field(default=None, metadata=_doc("model version"))
+    threshold: float | None = field(default=None, metadata=_doc("the model's own threshold"))
+    seconds: float = field(default=0.0, metadata=_doc("time this test took"))
+    error: str | None = field(default=None, metadata=_doc("`code: message` when no score"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TestOutcome:
+        score = data.get("score")
+        threshold = data.get("threshold")
+        return cls(
+            score=None if score is None else float(score),
+            model=data.get("model"),
+            version=data.get("version"),
+            threshold=None if threshold is None else float(threshold),
+            seconds=float(data.get("seconds") or 0.0),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class LivenessResult:
+    """The answer for one image; ``to_dict`` is the JSON the CLI prints and jobs store.
+
+    ``missing_tests`` (test → why it has no score) and ``timings`` are filled by the
+    service (the fusion worker); the in-process pipeline leaves them ``None`` and they
+    are then omitted from ``to_dict``.
+    """
+
+    score: float | None = field(metadata=_doc("fused P(live), 0-1; null when no test scored"))
+    decision: str = field(metadata=_doc("live, spoof, or retry when nothing could be judged"))
+    threshold: float = field(metadata=_doc("the fused score's decision threshold"))
+    fusion: str = field(metadata=_doc("name of the fusion that combined the tests"))
+    face: FaceDetection = field(metadata=_doc("the face the tests used"))
+    tests: dict[str, TestOutcome] = field(metadata=_doc("test name → its outcome"))
+    seconds: float = field(default=0.0, metadata=_doc("processing time of the image"))
+    reasons: tuple[str, ...] = field(default=(), metadata=_doc("reason codes"))
+    missing_tests: dict[str, str] | None = field(
+        default=None, metadata=_doc("test → why it has no score"))
+    timings: dict[str, Any] | None = field(default=None, metadata=_doc("where the time went"))
+
+    @property
+    def face_found(self) -> bool:
+        return self.face.found
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "score": self.score,
+            "decision": self.decision,
+            "threshold": self.threshold,
+            "fusion": self.fusion,
+            "face_found": self.face.found,
+            "face": self.face.to_dict(),
+            "reasons": list(self.reasons),
+            "tests": {name: outcome.to_dict() for name, outcome in self.tests.items()},
+            "seconds": self.seconds,
+        }
+        if self.missing_tests is not None:
+            out["missing_tests"] = dict(self.missing_tests)
+        if self.timings is not None:
+            out["timings"] = dict(self.timings)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LivenessResult:
+        score = data.get("score")
+        missing = data.get("missing_tests")
+        timings = data.get("timings")
+        return cls(
+            score=None if score is None else float(score),
+            decision=str(data["decision"]),
+            threshold=float(data["threshold"]),
+            fusion=str(data["fusion"]),
+            face=FaceDetection.from_dict(data["face"]),
+            tests={str(k): TestOutcome.from_dict(v) for k, v in (data.get("tests") or {}).items()},
+            seconds=float(data.get("seconds") or 0.0),
+            reasons=tuple(str(r) for r in data.get("reasons", ())),
+            missing_tests=None if missing is None else {str(k): str(v)
+                                                        for k, v in missing.items()},
+            timings=None if timings is None else dict(timings),
+        )
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as ``GET /v1/jobs/<id>`` and webhooks show it; result fields null until done."""
+
+    id: str = field(metadata=_doc("job id"))
+    status: str = field(metadata=_doc("queued, running, done, failed or expired"))
+    created_at: str | None = field(default=None, metadata=_doc("ISO 8601 UTC"))
+    updated_at: str | None = field(default=None, metadata=_doc("ISO 8601 UTC"))
+    tests: tuple[str, ...] = field(default=(), metadata=_doc("the tests the job runs"))
+    result: LivenessResult | None = None
+    error: str | None = field(default=None, metadata=_doc("why a job failed"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON: the job's fields, then the result's, flattened."""
+        r = self.result
+        return {
+            "id": self.id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "tests": list(self.tests),
+            "score": r.score if r else None,
+            "decision": r.decision if r else None,
+            "threshold": r.threshold if r else None,
+            "fusion": r.fusion if r else None,
+            "face_found": r.face.found if r else None,
+            "face": r.face.to_dict() if r else None,
+            "reasons": list(r.reasons) if r else None,
+            "tests_detail": {n: o.to_dict() for n, o in r.tests.items()} if r else None,
+            "missing_tests": dict(r.missing_tests) if r and r.missing_tests is not None
+            else None,
+            "timings": dict(r.timings) if r and r.timings is not None else None,
+            "error": self.error or None,
+        }
+
+
+def csv_columns(tests: Iterable[str]) -> list[str]:
+    """The CSV header: :data:`CSV_BASE_COLUMNS` then ``<test>_score`` per test."""
+    return [*CSV_BASE_COLUMNS, *(f"{name}_score" for name in tests)]
+
+
+def csv_row(path: str, result: LivenessResult | None, error: str | None, seconds: float,
+            tests: Iterable[str]) -> dict[str, Any]:
+    """One CSV row (``liveness score --out`` and ``GET /v1/batches/<id>?format=csv``).
+
+    ``result`` is ``None`` for an image that could not be scored; then ``decision`` is
+    ``error`` and ``error`` says why. ``seconds`` is the processing time.
+    """
+    row: dict[str, Any] = {
+        "path": path,
+        "score_live": "" if result is None or result.score is None else result.score,
+        "decision": "error" if result is None else result.decision,
+        "face_found": "" if result is None else result.face.found,
+        "reasons": "" if result is None else ";".join(result.reasons),
+        "seconds": round(seconds, 4),
+        "error": error or "",
+    }
+    for name in tests:
+        outcome = result.tests.get(name) if result is not None else None
+        score = outcome.score if outcome is not None else None
+        row[f"{name}_score"] = "" if score is None else round(score, 6)
+    return row

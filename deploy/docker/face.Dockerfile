@@ -1,0 +1,20 @@
+# Worker pool "face": the first stage of every job (task liveness.face.locate). It locates
+# the face once per job with dlib and the face_recognition_models detector files
+# (common/faces.py) and stores it in the job; the test pools then read it. No test model.
+# The core library's dependencies (pyproject.toml) plus Celery and redis-py; no Flask, no
+# gunicorn, no TensorFlow. Consumes only the "face" queue; scale with
+# `docker compose up --scale face=N` (compose) or its KEDA ScaledObject (deploy/k8s).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 OMP_NUM_THREADS=1 \
+    LIVENESS_MODELS_DIR=/app/models
+WORKDIR /app
+COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
+COPY pyproject.toml README.md LICENSE ./
+COPY common ./common
+COPY workers ./workers
+# face_recognition itself is not needed: common/faces.py calls dlib with its model files.
+RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
+USER 10001
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD celery -A workers.worker inspect ping -d "face@$HOSTNAME" --timeout 5 >/dev/null
+CMD ["sh", "-c", "exec celery -A workers.worker worker -Q face -n face@$HOSTNAME --concurrency ${LIVENESS_POOL_CONCURRENCY:-1} --loglevel INFO --without-gossip --without-mingle"]

@@ -1,0 +1,142 @@
+"""Every task of the job pipeline, registered on an app from its test registry.
+
+:func:`register_tasks` adds to a :func:`common.queueing.make_celery` app:
+
+- ``liveness.face.locate`` (``face`` queue): the face stage, once per job;
+- ``liveness.<test>.score`` (the test's queue), one per registered test — the same
+  generic body (:func:`workers.base.execute_test`) with the test's own time limits;
+- ``liveness.fusion.finalize`` / ``.deadline`` / ``.callback`` (``fusion`` queue).
+
+A pool is a worker consuming some of these queues (``celery -A workers.worker worker
+-Q <queue>``). Models load once per pool process: when a pool process starts it loads
+the tests of the queues its worker consumes (and the fusion for the ``fusion`` queue),
+so the first request pays for neither. Before that, the worker's main process checks
+the SHA-256 of those model folders: a corrupt or swapped weight file stops the worker
+with an error naming the file, while a test whose model is simply not installed still
+runs and answers ``model_unavailable``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from common.errors import LivenessError, ModelError
+from common.modelfolder import MANIFEST, read_model_folder
+from common.pipeline import fusion_for
+from common.queueing import CALLBACK_TASK, DEADLINE_TASK, FACE_TASK, FINALIZE_TASK
+from common.registry import FACE_QUEUE, FUSION_QUEUE, TestSpec
+from common.webhooks import WebhookError
+from workers.base import PoolTask, execute_face_stage, execute_test
+from workers.fusion.tasks import deliver_webhook, finalize_job
+
+log = logging.getLogger(__name__)
+
+
+def register_tasks(app: Celery) -> Celery:
+    """Register the face, test and fusion tasks on ``app`` (from its registry); return it."""
+    app.task(name=FACE_TASK, base=PoolTask, bind=True)(locate)
+    for spec in app.test_registry:  # type: ignore[attr-defined]
+        _register_test(app, spec)
+    app.task(name=FINALIZE_TASK, base=PoolTask, bind=True)(finalize)
+    app.task(name=DEADLINE_TASK, base=PoolTask, bind=True)(deadline)
+    app.task(name=CALLBACK_TASK, base=PoolTask, bind=True, max_retries=None)(callback)
+    return app
+
+
+def _register_test(app: Celery, spec: TestSpec) -> None:
+    limits: dict[str, Any] = {}
+    if spec.soft_time_limit_s is not None:
+        limits["soft_time_limit"] = spec.soft_time_limit_s
+    if spec.time_limit_s is not None:
+        limits["time_limit"] = spec.time_limit_s
+    app.task(name=spec.task_name, base=PoolTask, bind=True, test_name=spec.name,
+             **limits)(score)
+
+
+# --- task bodies (bound: ``self`` is the task) ----------------------------------------
+def locate(self: PoolTask, job_id: str) -> dict[str, Any]:
+    """The face stage: locate job ``job_id``'s face once and store it in the job."""
+    return execute_face_stage(self.store, self.settings, job_id)
+
+
+def score(self: PoolTask, job_id: str) -> dict[str, Any]:
+    """Score job ``job_id`` with this task's test and record the outcome."""
+    name: str = self.test_name  # type: ignore[attr-defined]
+    return execute_test(self.store, self.settings, self.registry, name, job_id)
+
+
+def finalize(self: PoolTask, job_id: str) -> bool:
+    """Chord callback: every test task returned (its outcome is in the store)."""
+    return finalize_job(self.store, self.settings, fusion_for(self.settings), job_id, "chord",
+                        on_finished=lambda jid: _enqueue_callback(self, jid))
+
+
+def deadline(self: PoolTask, job_id: str) -> bool:
+    """Scheduled at submission: finish with whatever arrived if the chord has not."""
+    return finalize_job(self.store, self.settings, fusion_for(self.settings), job_id,
+                        "deadline", on_finished=lambda jid: _enqueue_callback(self, jid))
+
+
+def callback(self: PoolTask, job_id: str) -> int | None:
+    """POST the finished job (signed) to its ``callback_url``; retry with backoff."""
+    try:
+        return deliver_webhook(self.store, self.settings, job_id)
+    except WebhookError as exc:
+        if self.request.retries + 1 >= self.settings.webhook_attempts:
+            log.warning("webhook for job %s abandoned: %s", job_id, exc)
+            return None
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60)) from exc
+
+
+def _enqueue_callback(task: PoolTask, job_id: str) -> None:
+    task.app.signature(CALLBACK_TASK, args=(job_id,)).apply_async()
+
+
+# --- worker start-up: verify, then preload, the models of the consumed queues ----------
+#: (app, queues) of this worker, set in the main process before the pool forks.
+_WORKER: dict[str, Any] = {}
+
+
+@signals.celeryd_after_setup.connect
+def _verify_models(sender: str, instance: Any, **_: Any) -> None:
+    """Main process: remember the consumed queues and check their model folders' hashes."""
+    app = instance.app
+    queues = list(app.amqp.queues.consume_from or [])
+    _WORKER.update(app=app, queues=queues)
+    if not hasattr(app, "test_registry"):
+        return
+    settings = app.liveness_settings
+    for spec in app.test_registry:
+        folder = spec.model_dir(settings.models_dir)
+        if spec.queue in queues and spec.scorer is not None and (folder / MANIFEST).is_file():
+            read_model_folder(folder)  # ModelError (hash mismatch …) stops the worker
+    if FUSION_QUEUE in queues:
+        fusion_for(settings)
+
+
+@signals.worker_process_init.connect
+def _preload_models(**_: Any) -> None:
+    """Each pool process: load its tests (and the face detector) once, up front."""
+    app, queues = _WORKER.get("app"), _WORKER.get("queues", [])
+    if app is None or not hasattr(app, "test_registry"):
+        return
+    settings, registry = app.liveness_settings, app.test_registry
+    for spec in registry:
+        if spec.queue not in queues:
+            continue
+        try:
+            test = registry.load_scorer(spec.name, settings.models_dir)
+            log.info("pool %s: loaded %s %s", spec.queue, test.info.name, test.info.version)
+        except ModelError as exc:
+            log.warning("pool %s: model unavailable (%s); tasks will say so", spec.queue, exc)
+        except LivenessError as exc:
+            log.warning("pool %s: %s", spec.queue, exc)
+    if FACE_QUEUE in queues:
+        import numpy as np
+
+        from common.pipeline import run_face_stage
+
+        run_face_stage(np.zeros((64, 64, 3), np.uint8), settings)

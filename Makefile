@@ -25,12 +25,14 @@ $(STAMP): pyproject.toml
 run: setup  ## Install, then run Redis (if none answers), the gateway and every worker pool until Ctrl-C
 	$(BIN)/liveness serve
 
-test: setup  ## Lint and run the whole test suite
+test: setup  ## Lint, check the import layers and run the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
-lint: setup  ## ruff only
+lint: setup  ## ruff and the import-layer contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: setup  ## Print the hot-path benchmarks
 	$(BIN)/python bench/intake.py

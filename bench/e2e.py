@@ -2,12 +2,16 @@
 
 N images are submitted by C concurrent clients (threads); each client POSTs a job and
 long-polls it until done. Prints the latency from submission to a done result (p50,
-p95, max) and the throughput in jobs per second over the whole run.
+p95, max), the throughput in jobs per second over the whole run, and how many face
+detections the service ran per job (``liveness_stage_runs_total{stage="face_detections"}``
+of ``/metrics``, before and after; the face stage runs once per job, so it must be 1).
 
 By default it starts its own stack on 127.0.0.1 (gunicorn gateway + one worker per
-pool, Redis DB 12 of the local Redis, flushed before and after); ``--url`` and
-``--api-key`` target a running service instead (``liveness serve``), which must be on
-this machine: only loopback addresses are accepted. Bounded in count and time.
+pool of the test registry — face, each test, fusion — with ``--quality-concurrency``
+processes for the quality pool; Redis DB 12 of the local Redis, flushed before and
+after); ``--url`` and ``--api-key`` target a running service instead (``liveness
+serve``), which must be on this machine: only loopback addresses are accepted. Bounded
+in count and time.
 
 Usage: python bench/e2e.py [-n 60] [-c 4] [--quality-concurrency 2]
        python bench/e2e.py --url http://127.0.0.1:8000 --api-key KEY
@@ -34,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image
 from skimage import data
 
+from common.registry import default_registry
 from tests.procs import Stack, http
 
 MAX_IMAGES = 2000
@@ -95,6 +100,17 @@ def percentile(values: list[float], q: float) -> float:
         else values[0]
 
 
+def face_detections(url: str) -> float:
+    """The service's face-detection counter (0 before the first job)."""
+    status, _, raw = http("GET", f"{url}/metrics")
+    if status != 200:
+        return float("nan")
+    for line in raw.decode().splitlines():
+        if line.startswith('liveness_stage_runs_total{stage="face_detections"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--images", type=int, default=60)
@@ -119,7 +135,7 @@ def main() -> None:
     else:
         import redis
 
-        from common.cli.serve import redis_answers
+        from cli.processes import redis_answers
 
         if not redis_answers(args.redis_url):
             parser.error(f"no Redis at {args.redis_url} (run: bash deploy/ensure-redis.sh)")
@@ -128,15 +144,18 @@ def main() -> None:
         stack = Stack(args.redis_url, Path(tempfile.mkdtemp(prefix="liveness-bench-")),
                       api_keys={"bench": api_key})
         print(f"starting the stack (logs in {stack.log_dir}) …", file=sys.stderr)
+        pools = default_registry().queues
         stack.start_workers(["quality"], concurrency=args.quality_concurrency)
-        stack.start_workers(["fusion", "cnn", "depth3d"])
+        stack.start_workers([p for p in pools if p != "quality"])
         stack.start_gateway()
         url = stack.url
     try:
         # Warm-up: one job, so model loading and connection set-up are not measured.
         run_clients(url, api_key, 1, 1, 60, tests)
+        detections_before = face_detections(url)
         latencies, statuses, wall = run_clients(url, api_key, args.images, args.clients,
                                                 args.time_limit, tests)
+        detections = face_detections(url) - detections_before
     finally:
         if stack is not None:
             stack.stop()
@@ -153,6 +172,9 @@ def main() -> None:
               f"p95 {percentile(latencies, 95) * 1000:.0f} ms, "
               f"max {max(latencies) * 1000:.0f} ms")
         print(f"  throughput: {len(latencies) / wall:.2f} jobs/s ({wall:.1f} s wall)")
+    submitted = sum(statuses.values())
+    print(f"  face detections per job: {detections / max(submitted, 1):.2f} "
+          f"({detections:.0f} for {submitted} jobs)")
     if statuses.get("done", 0) != args.images:
         sys.exit(1)
 

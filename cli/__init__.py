@@ -14,6 +14,7 @@ from cli.apikey import apikey_command
 from cli.evaluate import evaluate_command
 from cli.score import score_command
 from cli.serve import serve_command
+from cli.tests_command import tests_command
 from cli.train import train_group
 
 
@@ -31,3 +32,4 @@ main.add_command(train_group)
 main.add_command(evaluate_command)
 main.add_command(serve_command)
 main.add_command(apikey_command)
+main.add_command(tests_command)

@@ -8,9 +8,10 @@ group::
     quality = "workers.quality:SPEC"
 
 Everything else derives from the registry: the Celery queues and routes and one score
-task per test (:mod:`workers.celery_app`), the models a worker preloads, the pools
-``liveness serve`` starts, the queues ``/readyz`` requires, the Prometheus queue
-labels, the tests a job may ask for, ``liveness train <test>`` and the e2e bench.
+task per test (:mod:`common.queueing`, :mod:`workers.tasks`), the models a worker
+preloads, the pools ``liveness serve`` starts, the queues ``/readyz`` requires, the
+Prometheus queue labels, the tests a job may ask for, ``liveness train <test>`` and the
+e2e bench.
 Any installed distribution may add tests (a ``*.dist-info/entry_points.txt`` on
 ``sys.path`` is enough), so a deployment's own test needs no edit of this project.
 

@@ -51,6 +51,20 @@ class Stack(ServiceStack):
                 return job
         raise AssertionError(f"job {job_id} not finished after {timeout_s}s: {job}")
 
+    def wait_batch(self, batch_id: str, key: str = "dev",
+                   timeout_s: float = 120) -> dict[str, Any]:
+        """Poll until every image of the batch finished; the batch (status may be running)."""
+        deadline = time.monotonic() + timeout_s
+        batch: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status, _, body = self.request("GET", f"/v1/batches/{batch_id}", key)
+            assert status == 200, (status, body)
+            batch = json.loads(body)
+            if batch["status"] == "done":
+                break
+            time.sleep(0.3)
+        return batch
+
 
 def http(method: str, url: str, api_key: str | None = None, body: Any = None,
          headers: dict[str, str] | None = None, timeout: float = 30,

@@ -13,7 +13,7 @@ the tests of the queues its worker consumes (and the fusion for the ``fusion`` q
 so the first request pays for neither. Before that, the worker's main process checks
 the SHA-256 of those model folders: a corrupt or swapped weight file stops the worker
 with an error naming the file, while a test whose model is simply not installed still
-runs and answers ``model_unavailable``.
+runs and answers ``model_unavailable`` (:class:`VerifyModels`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from common.errors import LivenessError, ModelError
 from common.modelfolder import MANIFEST, read_model_folder
@@ -43,6 +43,7 @@ def register_tasks(app: Celery) -> Celery:
     app.task(name=FINALIZE_TASK, base=PoolTask, bind=True)(finalize)
     app.task(name=DEADLINE_TASK, base=PoolTask, bind=True)(deadline)
     app.task(name=CALLBACK_TASK, base=PoolTask, bind=True, max_retries=None)(callback)
+    app.steps["worker"].add(VerifyModels)
     return app
 
 
@@ -100,21 +101,43 @@ def _enqueue_callback(task: PoolTask, job_id: str) -> None:
 _WORKER: dict[str, Any] = {}
 
 
-@signals.celeryd_after_setup.connect
-def _verify_models(sender: str, instance: Any, **_: Any) -> None:
-    """Main process: remember the consumed queues and check their model folders' hashes."""
-    app = instance.app
-    queues = list(app.amqp.queues.consume_from or [])
-    _WORKER.update(app=app, queues=queues)
-    if not hasattr(app, "test_registry"):
-        return
-    settings = app.liveness_settings
-    for spec in app.test_registry:
+def verify_models(app: Celery, queues: list[str]) -> None:
+    """Check the SHA-256 of the model folders this worker's queues need.
+
+    A test whose model folder has no ``model.json`` is not installed (its tasks answer
+    ``model_unavailable``); one whose files fail the check raises :class:`ModelError`.
+    """
+    settings = app.liveness_settings  # type: ignore[attr-defined]
+    for spec in app.test_registry:  # type: ignore[attr-defined]
         folder = spec.model_dir(settings.models_dir)
         if spec.queue in queues and spec.scorer is not None and (folder / MANIFEST).is_file():
-            read_model_folder(folder)  # ModelError (hash mismatch …) stops the worker
+            read_model_folder(folder)
     if FUSION_QUEUE in queues:
         fusion_for(settings)
+
+
+class VerifyModels(bootsteps.StartStopStep):
+    """Worker boot step: a corrupt model stops the worker before it takes any task.
+
+    An exception in a boot step's ``start`` is Celery's "Unrecoverable error": the
+    worker logs it and exits with status 1, so a supervisor or orchestrator sees the
+    failure instead of a pool that answers every job with an error.
+    """
+
+    def start(self, worker: Any) -> None:
+        queues = list(worker.app.amqp.queues.consume_from or [])
+        try:
+            verify_models(worker.app, queues)
+        except ModelError as exc:
+            log.critical("refusing to start: %s", exc.message)
+            raise
+
+
+@signals.celeryd_after_setup.connect
+def _remember_queues(sender: str, instance: Any, **_: Any) -> None:
+    """Main process: remember the app and its consumed queues for the pool processes."""
+    app = instance.app
+    _WORKER.update(app=app, queues=list(app.amqp.queues.consume_from or []))
 
 
 @signals.worker_process_init.connect

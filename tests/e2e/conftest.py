@@ -8,7 +8,6 @@ failure tests finish in seconds; everything else runs with production settings.
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import uuid
@@ -16,25 +15,18 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from PIL import Image
 from skimage import data
 
 from common.config import PROJECT_ROOT
+from tests.e2e.support import WEBHOOK_SECRET, jpeg
 from tests.procs import Stack
 
 REDIS_URL = os.environ.get("LIVENESS_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
-WEBHOOK_SECRET = "e2e-" + uuid.uuid4().hex
 E2E_ENV = {
     "LIVENESS_JOB_DEADLINE_S": "30",
     "LIVENESS_VISIBILITY_TIMEOUT_S": "8",
     "LIVENESS_WEBHOOK_SECRET": WEBHOOK_SECRET,
 }
-
-
-def jpeg(array, quality: int = 92) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from cli.processes import LogSink, ManagedProcess, free_port, redis_server_argv
 from common.jobstore import JobStore
 from common.result import CSV_BASE_COLUMNS as BASE_COLUMNS
 from common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from tests.e2e.conftest import WEBHOOK_SECRET, jpeg
+from tests.e2e.support import WEBHOOK_SECRET, jpeg
 from tests.procs import Stack, multipart
 
 pytestmark = pytest.mark.integration
@@ -93,14 +93,7 @@ def test_batch_of_20_and_its_csv(stack: Stack):
     assert status == 202, raw
     batch_id = json.loads(raw)["id"]
 
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status, _, raw = stack.request("GET", f"/v1/batches/{batch_id}")
-        assert status == 200, raw
-        batch = json.loads(raw)
-        if batch["status"] == "done":
-            break
-        time.sleep(0.5)
+    batch = stack.wait_batch(batch_id)
     assert batch["status"] == "done", batch["counts"]
     assert batch["total"] == 20 and batch["counts"]["done"] == 20
     assert [item["name"] for item in batch["items"]] == [name for name, _ in items]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -340,3 +341,23 @@ def test_the_face_is_located_once_per_job_and_stored(jobs: JobService, astronaut
     local = score_image(decode_image(astronaut), load_tests(["quality"])).to_dict()
     for view in views:
         assert view["face"] == local["face"] and view["reasons"][:1] == local["reasons"][:1]
+
+
+def test_a_corrupt_model_file_stops_the_worker_at_start(service_env: dict[str, str],
+                                                        tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    from cli.processes import celery_worker_argv
+    from common.config import PROJECT_ROOT
+
+    shutil.copytree(PROJECT_ROOT / "models" / "quality", tmp_path / "quality")
+    weights = tmp_path / "quality" / "weights.npz"
+    data = bytearray(weights.read_bytes())
+    data[-40] ^= 0x01  # one flipped bit
+    weights.write_bytes(bytes(data))
+    env = {**os.environ, **service_env, "LIVENESS_MODELS_DIR": str(tmp_path)}
+    done = subprocess.run(celery_worker_argv("quality", node="corrupt@liveness-test"),
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "refusing to start" in done.stderr and "weights.npz: SHA-256" in done.stderr

@@ -136,3 +136,35 @@ def test_evaluate_writes_iso_report(trained, datasets, tmp_path):
     assert report["n_bona_fide"] == 12 and report["n_attacks"] == {"print": 12}
     assert report["threshold"] == 0.5 and report["threshold_source"] == "given"
     assert len((out / "scores.csv").read_text().splitlines()) == 25
+
+
+def test_a_plugin_test_flows_through_liveness_score(plugin_on_path, tmp_path):
+    """A test registered by another distribution is scored, fused and in the CSV."""
+    from brightness_liveness.scorer import expected_score
+
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "scores.csv"
+    args = ["score", str(image), "--tests", "quality,brightness",
+            "--models-dir", str(plugin_on_path.models_dir)]
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    row = next(csv.DictReader(out.open()))
+    assert list(row)[-2:] == ["quality_score", "brightness_score"]
+    expected = expected_score(load_image(image), 100.0, 0.05)
+    assert float(row["brightness_score"]) == pytest.approx(expected, abs=1e-6)
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    fused = json.loads(as_json.stdout.splitlines()[-1])["result"]
+    assert set(fused["tests"]) == {"quality", "brightness"}
+    assert fused["tests"]["brightness"]["model"] == "mean-brightness"
+    assert float(row["score_live"]) == fused["score"]  # fused over both tests
+
+
+def test_liveness_tests_lists_the_registry(plugin_on_path):
+    result = CliRunner().invoke(main, ["tests", "--json"],
+                                env={"LIVENESS_MODELS_DIR": str(plugin_on_path.models_dir)})
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert rows["quality"]["default"] is True and rows["quality"]["model"].startswith("wiqa")
+    assert rows["brightness"]["queue"] == "brightness" and rows["brightness"]["default"] is False
+    assert rows["cnn"]["model"].startswith("unavailable")

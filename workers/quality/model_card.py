@@ -183,7 +183,8 @@ full report: [validation/report.md](validation/report.md).
   shrinkage="auto")`; output P(live) = logistic of the LDA log-odds.
 - Largest weights (standardised units): {top}.
 - Threshold: {info.threshold:.4f} ({info.threshold_rule}).
-- Files: `model.json` (numbers only; loading cannot run code). Created {info.created} with
+- Files: `model.json` and `weights.npz` (numbers only, pinned by SHA-256; loading cannot
+  run code). Created {info.created} with
   scikit-learn {sklearn.__version__}, Python {platform.python_version()}.
 
 ## Training data

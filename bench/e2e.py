@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--tests", help="comma-separated tests per job (default: the server's)")
     parser.add_argument("--quality-concurrency", type=int, default=2,
                         help="quality worker processes of the stack this script starts")
+    parser.add_argument("--face-concurrency", type=int, default=2,
+                        help="face-stage worker processes of the stack this script starts")
     parser.add_argument("--time-limit", type=float, default=300, help="seconds, at most")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
@@ -146,7 +148,8 @@ def main() -> None:
         print(f"starting the stack (logs in {stack.log_dir}) …", file=sys.stderr)
         pools = default_registry().queues
         stack.start_workers(["quality"], concurrency=args.quality_concurrency)
-        stack.start_workers([p for p in pools if p != "quality"])
+        stack.start_workers(["face"], concurrency=args.face_concurrency)
+        stack.start_workers([p for p in pools if p not in ("quality", "face")])
         stack.start_gateway()
         url = stack.url
     try:
@@ -165,7 +168,8 @@ def main() -> None:
     cpus = os.cpu_count()
     print(f"e2e: {args.images} jobs (astronaut 512x512 JPEG, tests={tests or 'default'}), "
           f"{args.clients} concurrent clients, {cpus} CPUs"
-          + ("" if args.url else f", quality worker processes={args.quality_concurrency}"))
+          + ("" if args.url else f", worker processes: quality={args.quality_concurrency} "
+                                 f"face={args.face_concurrency}, 1 per other pool"))
     print(f"  statuses: {statuses}")
     if latencies:
         print(f"  latency submit→done: p50 {percentile(latencies, 50) * 1000:.0f} ms, "

@@ -49,6 +49,9 @@ class Settings:
     result_ttl_s: int = 86400
     #: Seconds after submission when fusion answers with whatever tests arrived.
     job_deadline_s: int = 60
+    #: Seconds a test that needs the face waits for the face stage (then it records
+    #: ``face_unavailable``); tests that need no face run alongside the face stage.
+    face_stage_wait_s: float = 20.0
     #: Per-task soft time limit (the task records a ``timeout`` outcome).
     task_soft_time_limit_s: int = 30
     #: Per-task hard time limit (the worker process is killed).

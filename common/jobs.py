@@ -4,14 +4,16 @@ A submission validates the image (:func:`common.imageio.decode_image`, so bad in
 fails here with a typed :class:`~common.errors.ImageError` and never reaches a
 worker), stores it once in the job store, and enqueues the job's pipeline::
 
-    liveness.face.locate  →  chord(one liveness.<test>.score per test,
-                                   liveness.fusion.finalize)
+    chord([liveness.face.locate, one liveness.<test>.score per test],
+          liveness.fusion.finalize)
 
 plus a ``liveness.fusion.deadline`` task due ``job_deadline_s`` later that finalises
 with whatever arrived. The face stage runs once per job and stores the face in the job
-record; every test reads it from there. Task messages carry the job id only, and
-signatures are built by task name from the registry, so the gateway never imports
-model code.
+record; a test that needs the face waits for it there (:meth:`JobStore.wait_face`)
+and never detects it again, a whole-image test runs at once. Fusion runs when every
+task of the chord returned, so it always sees the stored face. Task messages carry the
+job id only, and signatures are built by task name from the registry, so the gateway
+never imports model code.
 
 Ownership: every read checks the job's owner (the API-key id); another key's job is
 indistinguishable from an unknown one (``None``), which the gateway answers with 404.
@@ -128,14 +130,12 @@ class JobService:
     def _enqueue(self, job_id: str, names: list[str]) -> None:
         deadline_s = self.settings.job_deadline_s
         app = self.app
-        face = app.signature(FACE_TASK, args=(job_id,), expires=deadline_s, immutable=True)
-        tests = group(
-            app.signature(self.registry.get(name).task_name, args=(job_id,),
-                          expires=deadline_s, immutable=True)
-            for name in names
+        stages = group(
+            app.signature(task, args=(job_id,), expires=deadline_s, immutable=True)
+            for task in (FACE_TASK, *(self.registry.get(name).task_name for name in names))
         )
         finalize = app.signature(FINALIZE_TASK, kwargs={"job_id": job_id}, immutable=True)
-        (face | chord(tests, finalize, app=app)).apply_async()
+        chord(stages, finalize, app=app).apply_async()
         app.signature(DEADLINE_TASK, args=(job_id,)).apply_async(countdown=deadline_s)
 
     def get(self, owner: str, job_id: str) -> dict[str, Any] | None:

@@ -18,7 +18,8 @@ Keys (prefix ``liveness:``):
                             ``{"name", "job_id", "error"}``).
 
 Completion is announced with ``PUBLISH liveness:done:<id> <status>``; :meth:`wait_done`
-subscribes before it reads the status, so a notification is never missed.
+subscribes before it reads the status, so a notification is never missed. The face
+stage's result is announced the same way on ``liveness:face:<id>`` (:meth:`wait_face`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +53,7 @@ _PUT_FACE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if (not status) or status == 'done' or status == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'face', ARGV[1], 'updated_at', ARGV[2])
+redis.call('PUBLISH', KEYS[2], '1')
 return 1
 """
 # Record an outcome only while the job is alive and unfinished; keep the job's TTL.
@@ -139,6 +141,10 @@ class JobStore:
     def done_channel(job_id: str) -> str:
         return f"{PREFIX}done:{job_id}"
 
+    @staticmethod
+    def face_channel(job_id: str) -> str:
+        return f"{PREFIX}face:{job_id}"
+
     def job_keys(self, job_id: str) -> list[str]:
         """Every key that belongs to one job (what GDPR erasure deletes)."""
         return [
@@ -220,7 +226,7 @@ class JobStore:
 
     def put_face(self, job_id: str, face: dict[str, Any]) -> bool:
         """Record the face stage's result; ignored (False) once the job finished or vanished."""
-        return bool(self._put_face(keys=[self.job_key(job_id)],
+        return bool(self._put_face(keys=[self.job_key(job_id), self.face_channel(job_id)],
                                    args=[json.dumps(face), now_iso()]))
 
     def count_stage(self, stage: str, n: int = 1) -> None:
@@ -295,18 +301,40 @@ class JobStore:
 
     def wait_done(self, job_id: str, timeout_s: float) -> None:
         """Block until the job is done/failed/gone or ``timeout_s`` passes."""
+
+        def finished() -> bool:
+            status = self.redis.hget(self.job_key(job_id), "status")
+            return status is None or status.decode() in TERMINAL
+
+        self._wait(self.done_channel(job_id), finished, timeout_s)
+
+    def wait_face(self, job_id: str, timeout_s: float) -> dict[str, Any] | None:
+        """The face stage's result once stored (``None``: not within ``timeout_s``, or gone)."""
+        found: list[dict[str, Any] | None] = [None]
+
+        def stored() -> bool:
+            raw = self.redis.hmget(self.job_key(job_id), ["face", "status"])
+            if raw[0]:
+                found[0] = json.loads(raw[0])
+            return raw[0] is not None or raw[1] is None or raw[1].decode() in TERMINAL
+
+        self._wait(self.face_channel(job_id), stored, timeout_s)
+        return found[0]
+
+    def _wait(self, channel: str, ready: Callable[[], bool], timeout_s: float) -> None:
+        """Block until ``ready()`` or ``timeout_s``, woken by a message on ``channel``.
+
+        Subscribes before the first check, so a notification is never missed, and
+        re-checks at least every second: robust to a lost message.
+        """
         end = time.monotonic() + max(timeout_s, 0.0)
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(self.done_channel(job_id))
-            while True:
-                status = self.redis.hget(self.job_key(job_id), "status")
-                if status is None or status.decode() in TERMINAL:
-                    return
+            pubsub.subscribe(channel)
+            while not ready():
                 left = end - time.monotonic()
                 if left <= 0:
                     return
-                # Re-read the status at least every second: robust to a lost message.
                 pubsub.get_message(timeout=min(left, 1.0))
         finally:
             pubsub.close()

@@ -4,6 +4,8 @@
 stages as Celery tasks (the face stage on the ``face`` queue, each test on its own
 queue, fusion on ``fusion``) and calls the same functions — :func:`run_face_stage`,
 :func:`run_test` and :func:`combine` — so both give the same answer for the same image.
+Tests that ignore the face (``needs_face = False``, :mod:`common.liveness_test`) are given
+``None`` in both, so the service may run them alongside the face stage.
 
 Tests are found through the registry (:mod:`common.registry`) and loaded once per
 process; the fusion is loaded once per process from the models folder
@@ -23,7 +25,7 @@ from common.config import Settings, get_settings
 from common.errors import LivenessError
 from common.faces import locate_face
 from common.fusion import Fusion, load_fusion
-from common.liveness_test import LivenessTest
+from common.liveness_test import LivenessTest, needs_face
 from common.registry import TestRegistry, default_registry
 from common.result import FaceDetection, LivenessResult, TestOutcome
 
@@ -55,11 +57,15 @@ def run_face_stage(image: np.ndarray, settings: Settings | None = None) -> FaceD
     return locate_face(image, settings or get_settings())
 
 
-def run_test(test: LivenessTest, image: np.ndarray, face: FaceDetection) -> TestOutcome:
-    """Score with one test; a failure becomes an outcome with ``error``, not an exception."""
+def run_test(test: LivenessTest, image: np.ndarray, face: FaceDetection | None
+             ) -> TestOutcome:
+    """Score with one test; a failure becomes an outcome with ``error``, not an exception.
+
+    A test with ``needs_face = False`` is given ``None`` whatever ``face`` is.
+    """
     start = time.perf_counter()
     try:
-        score: float | None = test.score(image, face)
+        score: float | None = test.score(image, face if needs_face(test) else None)
         error = None
     except LivenessError as exc:
         score, error = None, f"{exc.code}: {exc.message}"

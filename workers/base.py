@@ -4,10 +4,12 @@ A job is a pipeline of tasks that carry only the job id (:mod:`common.jobs`):
 
 1. **face stage** (:func:`execute_face_stage`, ``face`` queue): reads the image from the
    job store, locates the face once and stores it in the job record;
-2. **tests** (:func:`execute_test`, one queue per test): read the image and the stored
-   face, run their test through :func:`common.pipeline.run_test` and record the
-   outcome in the job's outcomes hash — no test detects the face again;
-3. **fusion** (:mod:`workers.fusion.tasks`).
+2. **tests** (:func:`execute_test`, one queue per test, sent with the face stage): read
+   the image, wait for the stored face when the test needs it (a whole-image test does
+   not, so it runs alongside the face stage), run the test through
+   :func:`common.pipeline.run_test` and record the outcome in the job's outcomes hash —
+   no test detects the face again;
+3. **fusion** (:mod:`workers.fusion.tasks`), once every task above returned.
 
 Every failure — an expired image, a missing model, a soft time limit, a bug — becomes
 a recorded outcome with ``error``, so the chord's callback always fires and the job is
@@ -30,6 +32,7 @@ from common.config import Settings
 from common.errors import LivenessError
 from common.imageio import decode_image
 from common.jobstore import TERMINAL, JobStore
+from common.liveness_test import needs_face
 from common.pipeline import run_face_stage, run_test
 from common.registry import TestRegistry
 from common.result import FaceDetection, TestOutcome
@@ -106,7 +109,7 @@ def execute_test(store: JobStore, settings: Settings, registry: TestRegistry, na
         return {"test": name, "skipped": True}
     store.mark_running(job_id)
     try:
-        outcome = _score(store, settings, registry, name, job_id, job.get("face"))
+        outcome = _score(store, settings, registry, name, job_id)
     except SoftTimeLimitExceeded:
         outcome = TestOutcome(score=None, error=f"{TIMEOUT}: the test exceeded its soft "
                                                 "time limit")
@@ -118,7 +121,7 @@ def execute_test(store: JobStore, settings: Settings, registry: TestRegistry, na
 
 
 def _score(store: JobStore, settings: Settings, registry: TestRegistry, name: str,
-           job_id: str, face: dict[str, Any] | None) -> TestOutcome:
+           job_id: str) -> TestOutcome:
     try:
         test = registry.load_scorer(name, settings.models_dir)
     except LivenessError as exc:
@@ -127,12 +130,16 @@ def _score(store: JobStore, settings: Settings, registry: TestRegistry, name: st
     if data is None:
         return TestOutcome(score=None, error=f"{IMAGE_MISSING}: the image expired or was "
                                              "deleted before the test ran")
-    if face is None:
-        return TestOutcome(score=None, error=f"{FACE_UNAVAILABLE}: the face stage recorded "
-                                             "no face for this job")
     try:
         image = decode_image(data, settings)
     except LivenessError as exc:
         return TestOutcome(score=None, error=f"{exc.code}: {exc.message}")
     del data
-    return run_test(test, image, FaceDetection.from_dict(face))
+    face = None
+    if needs_face(test):
+        stored = store.wait_face(job_id, settings.face_stage_wait_s)
+        if stored is None:
+            return TestOutcome(score=None, error=f"{FACE_UNAVAILABLE}: the face stage stored "
+                                                 f"no face within {settings.face_stage_wait_s} s")
+        face = FaceDetection.from_dict(stored)
+    return run_test(test, image, face)

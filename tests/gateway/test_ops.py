@@ -75,10 +75,9 @@ def test_metrics_exposition_parses_and_counts(app, client, db):
     assert ("liveness_http_request_duration_seconds_count",
             (("method", "POST"), ("route", "/v1/jobs"))) in values
     assert values[("liveness_redis_up", ())] == 1
-    # A job's first stage is the face stage: its message waits on `face` (not consumed);
-    # the tests' messages are sent only once the face is located.
+    # A job sends its face stage and its tests together (nothing consumes them here).
     assert values[("liveness_queue_depth", (("queue", "face"),))] == 1
-    assert values[("liveness_queue_depth", (("queue", "quality"),))] == 0
+    assert values[("liveness_queue_depth", (("queue", "quality"),))] == 1
     assert values[("liveness_queue_depth", (("queue", "cnn"),))] == 0
     assert values[("liveness_stage_runs_total", (("stage", "face_detections"),))] == 4
     assert values[("liveness_test_outcomes_total",

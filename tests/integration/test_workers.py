@@ -361,3 +361,30 @@ def test_a_corrupt_model_file_stops_the_worker_at_start(service_env: dict[str, s
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "refusing to start" in done.stderr and "weights.npz: SHA-256" in done.stderr
+
+
+def test_a_test_that_needs_the_face_waits_for_the_face_stage(service_env, settings: Settings,
+                                                             astronaut: bytes,
+                                                             plugin_on_path) -> None:
+    """``brightness`` needs the face: it waits for the stored one, or says it has none."""
+    store = JobStore.from_settings(settings)
+    registry = default_registry()
+    quick = with_settings(settings, face_stage_wait_s=0.5,
+                          models_dir=plugin_on_path.models_dir)
+    job_id = "faceless".ljust(32, "0")
+    store.create_job(job_id, "owner-a", astronaut, ["brightness"])
+    summary = execute_test(store, quick, registry, "brightness", job_id)
+    assert summary["error"].startswith("face_unavailable")  # the face stage never ran
+
+    waiting = "waiting".ljust(32, "0")
+    store.create_job(waiting, "owner-a", astronaut, ["brightness", "quality"])
+    timer = threading.Timer(0.3, execute_face_stage, (store, settings, waiting))
+    timer.start()  # the face arrives while the test waits
+    slow = with_settings(quick, face_stage_wait_s=20)
+    summary = execute_test(store, slow, registry, "brightness", waiting)
+    timer.join()
+    assert summary["error"] is None and summary["score"] is not None
+    # quality needs no face: it never waits, in process and in the service alike
+    assert execute_test(store, slow, registry, "quality", waiting)["error"] is None
+    for job in (job_id, waiting):
+        store.delete_job(job)

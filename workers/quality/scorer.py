@@ -17,6 +17,8 @@ class QualityTest:
     """Whole-image quality test (it needs no face; the face only feeds reason codes)."""
 
     name = "quality"
+    #: W-IQA measures the whole image: it runs alongside the face stage, not after it.
+    needs_face = False
 
     def __init__(self, model: QualityClassifier) -> None:
         if model.info is None:
@@ -33,6 +35,6 @@ class QualityTest:
     def from_dir(cls, folder: Path) -> QualityTest:
         return cls(QualityClassifier.load(folder))
 
-    def score(self, image: np.ndarray, face: FaceDetection) -> float:
+    def score(self, image: np.ndarray, face: FaceDetection | None) -> float:
         features = extract_features(image)
         return float(self.model.predict_proba(features[None, :])[0, 1])

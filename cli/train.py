@@ -21,10 +21,24 @@ class TrainGroup(click.Group):
         registry = default_registry()
         if cmd_name not in registry or not registry.get(cmd_name).trainer:
             return None
-        command = registry.load_trainer(cmd_name)
+        spec = registry.get(cmd_name)
+        try:
+            command = registry.load_trainer(cmd_name)
+        except (ImportError, AttributeError) as exc:
+            return _broken(cmd_name, f"its trainer {spec.trainer} cannot be imported: {exc}")
         if not isinstance(command, click.Command):
-            raise click.ClickException(f"the trainer of test {cmd_name!r} is not a click command")
+            return _broken(cmd_name, f"its trainer {spec.trainer} is not a click command")
         return command
+
+
+def _broken(name: str, why: str) -> click.Command:
+    """A stand-in that lists the test (``--help`` of the group keeps working) and says why."""
+
+    def fail() -> None:
+        raise click.ClickException(f"cannot train {name!r}: {why}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {why})",
+                         short_help="(unavailable: the trainer cannot be loaded)")
 
 
 @click.group("train", cls=TrainGroup)

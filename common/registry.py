@@ -200,8 +200,8 @@ class TestRegistry:
                 if spec.scorer is None:
                     raise ModelError(
                         f"no model for the {name!r} test ({spec.description}) is shipped yet; "
-                        f"its pool runs but cannot score until "
-                        f"{spec.model_dir(models_dir)}/ holds one"
+                        f"its pool runs but cannot score until its model code and the "
+                        f"{spec.models_subdir}/ model folder are installed"
                     )
                 cls = load_reference(spec.scorer)
                 self._loaded[key] = cls.from_dir(spec.model_dir(models_dir))

@@ -25,7 +25,7 @@ from common.jobstore import STAGES_METRICS_KEY, JobStore
 from common.pipeline import load_tests, score_image
 from common.registry import default_registry
 from common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from tests.integration.conftest import WorkerPools, with_settings
+from tests.integration.support import WorkerPools, with_settings
 from workers.base import execute_face_stage, execute_test
 from workers.fusion.tasks import finalize_job
 
@@ -123,6 +123,11 @@ def test_stopped_pool_is_reported_missing(pools: WorkerPools, settings: Settings
     assert view["score"] is not None
 
 
+def _held_unacknowledged(client: redis.Redis, queue: str) -> bool:
+    """A message of ``queue`` was delivered and not acknowledged (kombu's ``unacked``)."""
+    return any(json.loads(v)[2] == queue for v in client.hvals("unacked"))
+
+
 def test_sigkilled_worker_does_not_lose_the_job(pools: WorkerPools, settings: Settings,
                                                 celery_app, astronaut: bytes,
                                                 redis_db: redis.Redis) -> None:
@@ -133,11 +138,12 @@ def test_sigkilled_worker_does_not_lose_the_job(pools: WorkerPools, settings: Se
         job = jobs.submit("owner-a", astronaut, tests=["quality"])
         pools.start("quality", wait=False)
         end = time.monotonic() + WAIT_S
-        while redis_db.hget(JobStore.job_key(job["id"]), "status") == b"queued":
+        while not _held_unacknowledged(redis_db, "quality"):  # delivered to the worker
             assert time.monotonic() < end, "the quality task never started"
             time.sleep(0.002)
         pools.kill("quality")
-        if not redis_db.hexists(JobStore.outcomes_key(job["id"]), "quality"):
+        if (not redis_db.hexists(JobStore.outcomes_key(job["id"]), "quality")
+                and _held_unacknowledged(redis_db, "quality")):
             break  # killed mid-task, before its outcome was written
     else:
         pytest.fail("could not SIGKILL the worker while the task ran")

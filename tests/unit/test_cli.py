@@ -15,6 +15,7 @@ from skimage import data
 from cli import main
 from common.imageio import load_image
 from common.pipeline import load_tests, score_image
+from common.registry import default_registry
 from workers.quality.model import QualityClassifier
 
 SCENES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
@@ -168,3 +169,17 @@ def test_liveness_tests_lists_the_registry(plugin_on_path):
     assert rows["quality"]["default"] is True and rows["quality"]["model"].startswith("wiqa")
     assert rows["brightness"]["queue"] == "brightness" and rows["brightness"]["default"] is False
     assert rows["cnn"]["model"].startswith("unavailable")
+
+
+def test_a_test_whose_trainer_cannot_be_imported_does_not_break_train(monkeypatch):
+    from cli import train
+    from common.registry import TestRegistry, TestSpec
+
+    registry = TestRegistry([TestSpec("eyes", "blinks", None, trainer="nowhere.cli:train"),
+                             *default_registry()])
+    monkeypatch.setattr(train, "default_registry", lambda: registry)
+    listing = CliRunner().invoke(main, ["train", "--help"])
+    assert listing.exit_code == 0 and "quality" in listing.output and "eyes" in listing.output
+    broken = CliRunner().invoke(main, ["train", "eyes"])
+    assert broken.exit_code != 0 and "cannot train 'eyes'" in broken.output
+    assert "No module named 'nowhere'" in broken.output

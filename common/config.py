@@ -64,6 +64,9 @@ class Settings:
     webhook_timeout_s: float = 5.0
     #: Webhook POST attempts before giving up (exponential backoff between them).
     webhook_attempts: int = 5
+    #: Networks (CIDR, comma-separated) webhooks may reach although they are not public
+    #: (loopback, private, link-local …; see ``common/egress.py``). Empty: public only.
+    webhook_allowlist: str = ""
     #: Tests a job runs when the client names none (comma-separated); empty: the tests
     #: whose registry entry says ``default=True`` (today ``quality``).
     default_tests: str = ""
@@ -114,6 +117,9 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.face_detector not in ("hog", "cnn"):
             raise ValueError("LIVENESS_FACE_DETECTOR must be 'hog' or 'cnn'")
+        from common.egress import parse_allowlist
+
+        parse_allowlist(settings.webhook_allowlist)  # ValueError names a bad entry
         return settings
 
 

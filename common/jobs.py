@@ -31,6 +31,7 @@ from celery import chord, group
 from kombu.exceptions import OperationalError
 
 from common.config import Settings
+from common.egress import Resolver, check_callback_url, parse_allowlist, system_resolver
 from common.errors import ImageError, LivenessError
 from common.imageio import decode_image
 from common.jobstore import TERMINAL, JobStore, new_id
@@ -81,11 +82,19 @@ class JobService:
     """
 
     def __init__(self, store: JobStore, celery_app: LivenessCelery,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, resolver: Resolver = system_resolver
+                 ) -> None:
         self.store = store
         self.app = celery_app
         self.settings = settings or store.settings
         self.registry: TestRegistry = celery_app.test_registry
+        self.resolver = resolver
+        self.allowlist = parse_allowlist(self.settings.webhook_allowlist)
+
+    def check_callback(self, callback_url: str | None) -> None:
+        """Refuse a callback URL that is not an allowed webhook target (HTTP 422)."""
+        if callback_url:
+            check_callback_url(callback_url, self.allowlist, self.resolver)
 
     # --- single jobs -----------------------------------------------------------------
     def resolve_tests(self, tests: Iterable[str] | None) -> list[str]:
@@ -100,6 +109,7 @@ class JobService:
         callback_url: str | None = None,
         idempotency_key: str | None = None,
         batch_id: str | None = None,
+        _callback_checked: bool = False,
     ) -> dict[str, Any]:
         """Validate, store and enqueue one image; the queued job dict.
 
@@ -107,6 +117,8 @@ class JobService:
         returned and nothing is enqueued.
         """
         names = self.resolve_tests(tests)
+        if not _callback_checked:
+            self.check_callback(callback_url)
         decode_image(image_bytes, self.settings)  # typed ImageError on bad input
         job_id = new_id()
         with _available():
@@ -181,11 +193,13 @@ class JobService:
     ) -> dict[str, Any]:
         """One job per ``(name, bytes)`` item; an item's bad image is recorded, not fatal."""
         names = self.resolve_tests(tests)
+        self.check_callback(callback_url)
         batch_id = new_id()
         entries: list[dict[str, Any]] = []
         for name, data in items:
             try:
-                job = self.submit(owner, data, names, callback_url, batch_id=batch_id)
+                job = self.submit(owner, data, names, callback_url, batch_id=batch_id,
+                                  _callback_checked=True)
                 entries.append({"name": name, "job_id": job["id"], "error": None})
             except ImageError as exc:
                 entries.append({"name": name, "job_id": None,

@@ -9,6 +9,7 @@ from flask import Flask, Response
 from flask_limiter import Limiter
 
 from common.config import Settings, get_settings
+from common.egress import Resolver, system_resolver
 from common.jobs import JobService
 from common.jobstore import JobStore
 from common.queueing import LivenessCelery, make_celery
@@ -37,13 +38,14 @@ def required_queues(settings: Settings, registry: TestRegistry) -> tuple[str, ..
                                 FUSION_QUEUE)))
 
 
-def create_app(settings: Settings | None = None, celery_app: LivenessCelery | None = None
-               ) -> Flask:
+def create_app(settings: Settings | None = None, celery_app: LivenessCelery | None = None,
+               resolver: Resolver = system_resolver) -> Flask:
     """Build the gateway: ``gunicorn 'gateway:create_app()'`` (settings from the environment).
 
     ``celery_app`` defaults to :func:`common.queueing.make_celery` of ``settings`` and the
     installed tests; jobs go through a :class:`common.jobs.JobService` on the job store at
-    ``settings.redis_url``. Tests pass explicit settings (a test database) instead.
+    ``settings.redis_url``. Tests pass explicit settings (a test database) instead, and
+    a stub ``resolver`` for callback URLs (:mod:`common.egress`), so no DNS is asked.
     """
     settings = settings or get_settings()
     timeout = settings.gateway_redis_timeout_s
@@ -52,7 +54,7 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
     if celery_app is None:
         celery_app = make_celery(settings)
     registry = celery_app.test_registry
-    job_service = JobService(JobStore(store_client, settings), celery_app, settings)
+    job_service = JobService(JobStore(store_client, settings), celery_app, settings, resolver)
 
     app = Flask(__name__)
     app.request_class = MemoryRequest

@@ -87,9 +87,9 @@ def validate_callback_url(value: Any) -> str | None:
     """An absolute ``http``/``https`` URL without credentials, or ``None``.
 
     Credentials in the URL would be stored with the job and sent in clear; the result
-    is authenticated by the HMAC signature instead. Private addresses are allowed (a
-    self-hosted service often calls back inside its own network): restrict the fusion
-    workers' egress if clients must not reach internal hosts.
+    is authenticated by the HMAC signature instead. Where the URL may point (public
+    addresses only, unless allow-listed) is checked by the job service on submission
+    (:mod:`common.egress`, HTTP 422 ``callback_url_refused``) and again on delivery.
     """
     if value is None or value == "":
         return None

@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Celery, bootsteps, signals
 
+from common.egress import CallbackRefusedError
 from common.errors import LivenessError, ModelError
 from common.modelfolder import MANIFEST, read_model_folder
 from common.pipeline import fusion_for
@@ -85,6 +86,9 @@ def callback(self: PoolTask, job_id: str) -> int | None:
     """POST the finished job (signed) to its ``callback_url``; retry with backoff."""
     try:
         return deliver_webhook(self.store, self.settings, job_id)
+    except CallbackRefusedError as exc:  # the target became refused (e.g. DNS changed)
+        log.warning("webhook for job %s refused: %s", job_id, exc.message)
+        return None
     except WebhookError as exc:
         if self.request.retries + 1 >= self.settings.webhook_attempts:
             log.warning("webhook for job %s abandoned: %s", job_id, exc)

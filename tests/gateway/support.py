@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import ipaddress
 import os
+import socket
 import struct
 import zlib
 from typing import Any
@@ -51,9 +53,33 @@ def make_settings(**overrides: Any) -> Settings:
     return dataclasses.replace(Settings(), **values)
 
 
+#: Host names the gateway tests' stub resolver knows (no DNS is ever asked).
+STUB_DNS = {
+    "example.org": ["93.184.215.14"],
+    "hooks.example.com": ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+    "rebind.example.net": ["93.184.215.14", "10.0.0.7"],
+    "metadata.example.net": ["169.254.169.254"],
+}
+
+
+def stub_resolver(host: str, port: int) -> list[str]:
+    """Names from :data:`STUB_DNS`, numeric hosts as C's ``inet_aton`` reads them
+    (``2130706433``, ``0x7f.1``, ``127.1``); never a DNS query."""
+    if host in STUB_DNS:
+        return STUB_DNS[host]
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        return [socket.inet_ntoa(socket.inet_aton(host))]
+    except OSError:
+        raise socket.gaierror(f"stub resolver: unknown host {host!r}") from None
+
+
 def build_app(settings: Settings) -> Flask:
     """The real gateway (its JobService and Celery app) built from ``settings``."""
-    app = create_app(settings)
+    app = create_app(settings, resolver=stub_resolver)
     app.testing = True
     return app
 

@@ -228,6 +228,30 @@ def test_bad_callback_urls_are_422(client, url):
     assert response.get_json()["error"]["code"] == "invalid_callback_url"
 
 
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:6379/", "http://[::1]/hook", "http://0.0.0.0/", "http://2130706433/",
+    "http://169.254.169.254/latest/meta-data/", "http://metadata.example.net/",
+    "http://10.0.0.8/hook", "http://rebind.example.net/hook", "http://no-such-host.test/",
+])
+def test_callback_urls_to_internal_targets_are_refused(client, db, url):
+    image = base64.b64encode(jpeg_bytes()).decode()
+    response = client.post("/v1/jobs", headers=auth(), json={"image": image, "callback_url": url})
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["code"] == "callback_url_refused"
+    assert db.keys("liveness:job:*") == []  # nothing was stored or enqueued
+
+
+def test_an_operator_allowlist_admits_an_internal_callback(db):
+    app = build_app(make_settings(webhook_allowlist="10.0.0.0/8"))
+    image = base64.b64encode(jpeg_bytes()).decode()
+    ok = app.test_client().post("/v1/jobs", headers=auth(), json={
+        "image": image, "callback_url": "http://10.0.0.8/hook"})
+    assert ok.status_code == 202, ok.get_json()
+    refused = app.test_client().post("/v1/jobs", headers=auth(), json={
+        "image": image, "callback_url": "http://127.0.0.1/hook"})
+    assert refused.status_code == 422
+
+
 def test_bad_query_and_header_values_are_400(client):
     job_id = submit(client).get_json()["id"]
     for wait in ("soon", "-1", "nan", "inf"):

@@ -41,6 +41,9 @@ SERVICE_SETTINGS: dict[str, object] = {
     "job_deadline_s": 30,
     "webhook_secret": "integration-test-secret",
     "webhook_timeout_s": 3.0,
+    # The tests' webhook receiver listens on 127.0.0.1: allowed explicitly (it is refused
+    # by default, as every loopback address is).
+    "webhook_allowlist": "127.0.0.1/32",
 }
 #: The pools: every queue of the job pipeline (face, one per test, fusion).
 QUEUES = default_registry().queues

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from common.config import Settings
+from common.egress import Resolver, parse_allowlist, system_resolver
 from common.errors import LivenessError
 from common.fusion import Fusion
 from common.imageio import decode_image
@@ -112,13 +113,17 @@ def webhook_body(store: JobStore, job_id: str) -> tuple[str, bytes] | None:
     return job["callback_url"], body
 
 
-def deliver_webhook(store: JobStore, settings: Settings, job_id: str) -> int | None:
+def deliver_webhook(store: JobStore, settings: Settings, job_id: str,
+                    resolver: Resolver = system_resolver) -> int | None:
     """POST the finished job, signed; the HTTP status, None when the job has no callback.
 
-    Raises :class:`WebhookError` when the attempt failed (the task retries).
+    The target is checked again now (:mod:`common.egress`): a refused one raises
+    :class:`CallbackRefusedError` before any connection (not retried). Raises
+    :class:`WebhookError` when the attempt failed (the task retries).
     """
     found = webhook_body(store, job_id)
     if found is None:
         return None
     url, body = found
-    return deliver(url, body, settings.webhook_secret, settings.webhook_timeout_s)
+    return deliver(url, body, settings.webhook_secret, settings.webhook_timeout_s,
+                   parse_allowlist(settings.webhook_allowlist), resolver)

@@ -23,6 +23,7 @@ A broker or Redis outage raises :class:`StoreUnavailableError` (HTTP 503).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -34,12 +35,20 @@ from common.config import Settings
 from common.egress import Resolver, check_callback_url, parse_allowlist, system_resolver
 from common.errors import ImageError, LivenessError
 from common.imageio import decode_image
-from common.jobstore import TERMINAL, JobStore, new_id
+from common.jobstore import TERMINAL, IdempotencyConflictError, JobStore, new_id
 from common.queueing import DEADLINE_TASK, FACE_TASK, FINALIZE_TASK, LivenessCelery
 from common.registry import TestRegistry, UnknownTestError
 from common.result import JobView, LivenessResult
 
-__all__ = ["JobService", "StoreUnavailableError", "UnknownTestError", "job_view"]
+__all__ = ["IdempotencyConflictError", "JobService", "StoreUnavailableError",
+           "UnknownTestError", "job_view"]
+
+
+def request_fingerprint(image: bytes, tests: Iterable[str], callback_url: str | None) -> str:
+    """SHA-256 hex of what makes two submissions the same request."""
+    digest = hashlib.sha256(image)
+    digest.update(b"\0" + ",".join(tests).encode() + b"\0" + (callback_url or "").encode())
+    return digest.hexdigest()
 
 
 class StoreUnavailableError(LivenessError):
@@ -113,8 +122,10 @@ class JobService:
     ) -> dict[str, Any]:
         """Validate, store and enqueue one image; the queued job dict.
 
-        With an ``idempotency_key`` already used by this owner, the existing job is
-        returned and nothing is enqueued.
+        With an ``idempotency_key`` already used by this owner for the same request
+        (same image bytes, tests and callback URL), the existing job is returned and
+        nothing is enqueued; for a different request, :class:`IdempotencyConflictError`
+        (HTTP 409).
         """
         names = self.resolve_tests(tests)
         if not _callback_checked:
@@ -124,7 +135,9 @@ class JobService:
         with _available():
             idem = None
             if idempotency_key:
-                existing = self.store.claim_idempotency(owner, idempotency_key, job_id)
+                fingerprint = request_fingerprint(image_bytes, names, callback_url)
+                existing = self.store.claim_idempotency(owner, idempotency_key, job_id,
+                                                        fingerprint)
                 if existing is not None:
                     view = self.get(owner, existing)
                     return view if view is not None else job_view(existing, None, "queued")

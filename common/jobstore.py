@@ -13,7 +13,8 @@ Keys (prefix ``liveness:``):
                             finalise a job once.
 - ``expired:<id>``          tombstone (owner) outliving the result by 7 days, so a GET
                             after expiry answers ``expired`` instead of 404.
-- ``idem:<owner>:<key>``    idempotency key → job id (TTL = result TTL).
+- ``idem:<owner>:<key>``    idempotency key → ``<job id>:<request fingerprint>`` (TTL =
+                            result TTL).
 - ``batch:<id>``            hash: owner, created_at, items (JSON list of
                             ``{"name", "job_id", "error"}``).
 
@@ -34,6 +35,7 @@ from typing import Any
 import redis
 
 from common.config import Settings, get_settings
+from common.errors import LivenessError
 
 PREFIX = "liveness:"
 TOMBSTONE_TTL_S = 7 * 86400
@@ -65,6 +67,13 @@ local ttl = redis.call('TTL', KEYS[1])
 if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 return 1
 """
+
+
+class IdempotencyConflictError(LivenessError):
+    """An ``Idempotency-Key`` reused with another image, tests or callback URL (409)."""
+
+    code = "idempotency_conflict"
+    http_status = 409
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -156,13 +165,26 @@ class JobStore:
         ]
 
     # --- jobs ------------------------------------------------------------------------
-    def claim_idempotency(self, owner: str, key: str, job_id: str) -> str | None:
-        """Reserve ``key`` for ``job_id``; the job id already holding it, or ``None``."""
+    def claim_idempotency(self, owner: str, key: str, job_id: str,
+                          fingerprint: str = "") -> str | None:
+        """Reserve ``key`` for ``job_id``; the job id already holding it, or ``None``.
+
+        The key stores ``<job id>:<fingerprint>`` of the request that claimed it; a
+        later claim with another fingerprint raises ``IdempotencyConflictError``.
+        """
         name = self.idem_key(owner, key)
-        if self.redis.set(name, job_id, nx=True, ex=self.settings.result_ttl_s):
+        value = f"{job_id}:{fingerprint}"
+        if self.redis.set(name, value, nx=True, ex=self.settings.result_ttl_s):
             return None
         existing = self.redis.get(name)
-        return existing.decode() if existing is not None else None
+        if existing is None:
+            return None
+        held_job, _, held_fingerprint = existing.decode().partition(":")
+        if fingerprint and held_fingerprint and held_fingerprint != fingerprint:
+            raise IdempotencyConflictError(
+                "this Idempotency-Key was used for a different request (image, tests or "
+                "callback_url); use a new key for a new request")
+        return held_job
 
     def create_job(
         self,

@@ -34,7 +34,10 @@ ERROR_RESPONSES = {
     "NotFound": "unknown id, or another key's",
     "TooLarge": "body, image or archive too large, or too many pixels/items",
     "UnsupportedMedia": "not an image, or an unsupported format or content type",
-    "Unprocessable": "image unusable (empty, corrupt, too small) or unknown test",
+    "Unprocessable": "image unusable (empty, corrupt, too small), unknown test, or a "
+                     "callback_url that is malformed or not a public address "
+                     "(callback_url_refused)",
+    "Conflict": "the Idempotency-Key was used for a different request (idempotency_conflict)",
     "RateLimited": "per-key rate limit exceeded; see Retry-After",
     "Unavailable": "the job store or queue is unreachable",
 }

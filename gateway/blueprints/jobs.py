@@ -36,7 +36,10 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
       description: |
         Multipart (`image` file, optional `tests` comma list and `callback_url`) or JSON
         (`image` base64, `tests` list, `callback_url`). The same `Idempotency-Key`
-        from the same key returns the first job instead of a new one.
+        from the same key returns the first job instead of a new one; reused for a
+        different image, tests or callback_url it answers 409. A `callback_url` must
+        resolve to public addresses only (unless LIVENESS_WEBHOOK_ALLOWLIST names the
+        network): loopback, private, link-local and metadata addresses are refused.
       tags: [jobs]
       security: [{bearerAuth: []}, {apiKeyHeader: []}]
       parameters:
@@ -61,6 +64,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
               schema: JobAccepted
         400: BadRequest
         401: Unauthorized
+        409: Conflict
         413: TooLarge
         415: UnsupportedMedia
         422: Unprocessable

@@ -113,6 +113,22 @@ def test_idempotency_key_returns_the_first_job_per_owner(client):
     assert a == b != other and first.get_json()["id"] not in (a, other)
 
 
+def test_idempotency_key_reused_for_another_request_is_a_409(client):
+    headers = {**auth(), "Idempotency-Key": "order-18"}
+    image = base64.b64encode(jpeg_bytes()).decode()
+    first = client.post("/v1/jobs", headers=headers, json={"image": image})
+    assert first.status_code == 202
+    same = client.post("/v1/jobs", headers=headers, json={"image": image})
+    assert same.status_code == 202 and same.get_json()["id"] == first.get_json()["id"]
+    other_image = base64.b64encode(jpeg_bytes(quality=70)).decode()
+    for body in ({"image": other_image}, {"image": image, "tests": ["quality", "cnn"]},
+                 {"image": image, "callback_url": "https://example.org/hook"}):
+        response = client.post("/v1/jobs", headers=headers, json=body)
+        assert response.status_code == 409, body
+        error = response.get_json()["error"]
+        assert error["code"] == "idempotency_conflict" and "Idempotency-Key" in error["message"]
+
+
 def test_delete_erases_every_key_of_the_job(app, client, db):
     job_id = submit(client).get_json()["id"]
     assert any(job_id in k.decode() for k in db.keys("liveness:*"))

@@ -4,21 +4,28 @@ Core :class:`~common.errors.LivenessError` s carry their own ``http_status``; we
 HTTP errors (404, 405, 413, 429 …) are re-rendered as JSON keeping their headers
 (``Allow``, ``Retry-After``); a Redis or broker outage is a quick 503 ``unavailable``;
 anything else is a bug: logged with its traceback, answered 500 ``internal_error``.
+
+Requests too large to reach the app: the gateway enforces its own limits first
+(:data:`MAX_URI_BYTES` → 414, :data:`MAX_HEADER_FIELD_BYTES` → 431, in JSON), below
+gunicorn's (``gateway/gunicorn.conf.py``); what gunicorn itself refuses (beyond its
+limits, malformed requests) is written by :func:`gunicorn_error_response` in the same
+JSON form.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from common.errors import LivenessError
 
 log = logging.getLogger(__name__)
 
-#: Machine-readable codes for werkzeug's HTTP errors.
+#: Machine-readable codes for HTTP errors (werkzeug's and gunicorn's).
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -27,9 +34,30 @@ HTTP_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     413: "request_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     429: "rate_limited",
+    431: "header_fields_too_large",
+    500: "internal_error",
+    501: "not_implemented",
 }
+#: The gateway's own request limits (below gunicorn's, so these answer in JSON):
+#: the request target (path + query) in bytes, and one header field (name + value).
+MAX_URI_BYTES = 4096
+MAX_HEADER_FIELD_BYTES = 8192
+
+
+def check_request_limits(uri: str, headers: list[tuple[str, str]]) -> None:
+    """Raise :class:`ApiError` 414 / 431 when the request exceeds the gateway's limits."""
+    if len(uri.encode("latin-1", "replace")) > MAX_URI_BYTES:
+        raise ApiError(414, "uri_too_long",
+                       f"the request target is longer than {MAX_URI_BYTES} bytes")
+    for name, value in headers:
+        if len(name) + len(value) > MAX_HEADER_FIELD_BYTES:
+            raise ApiError(431, "header_fields_too_large",
+                           f"header {name[:40]!r} is longer than {MAX_HEADER_FIELD_BYTES} "
+                           "bytes")
 
 
 class ApiError(LivenessError):
@@ -67,6 +95,15 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
+def gunicorn_error_response(status: int, reason: str, message: str) -> bytes:
+    """A complete HTTP/1.1 JSON error response, for errors gunicorn answers itself."""
+    body = json.dumps({"error": {"code": HTTP_CODES.get(status, "http_error"),
+                                 "message": message or reason}}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the JSON error handlers on ``app``."""
 
@@ -95,6 +132,12 @@ def register_error_handlers(app: Flask) -> None:
     def on_bug(exc: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal error; it has been logged")
+
+    @app.before_request
+    def _limits() -> None:
+        environ = request.environ
+        uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
+        check_request_limits(uri, list(request.headers.items()))
 
     app.register_error_handler(LivenessError, on_liveness_error)
     app.register_error_handler(HTTPException, on_http_error)

@@ -5,14 +5,18 @@ Values come from the same ``LIVENESS_*`` settings as the app. Threads (``gthread
 let a worker hold long-polls (``?wait=N``) without blocking its other requests; the
 worker timeout exceeds the longest long-poll. Prometheus multiprocess mode is switched
 on here, before any worker imports ``prometheus_client``, so ``/metrics`` sums the
-request counters of every worker process.
+request counters of every worker process. Errors gunicorn answers itself (request
+line or header fields over its limits, malformed requests) are JSON like the app's.
 """
 
 import os
 import shutil
 import tempfile
 
+from gunicorn import util as _gunicorn_util
+
 from common.config import get_settings
+from gateway.errors import gunicorn_error_response
 
 _settings = get_settings()
 
@@ -23,6 +27,12 @@ worker_class = "gthread"
 timeout = _settings.long_poll_max_s + 30
 graceful_timeout = 10
 keepalive = 5
+# gunicorn's request limits sit above the app's (gateway/errors.py: 4096-byte request
+# target, 8192-byte header field), so the app answers those in JSON; beyond these, and
+# for malformed requests, gunicorn answers — in JSON too (below).
+limit_request_line = 8190
+limit_request_field_size = 16384
+limit_request_fields = 100
 accesslog = "-"
 # No query strings or bodies in the access log: paths carry job ids only.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
@@ -31,6 +41,16 @@ _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if not _metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="liveness-prometheus-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's own error answers (414, 431, 400 …) as the API's JSON errors."""
+    _gunicorn_util.write_nonblock(sock, gunicorn_error_response(int(status_int), reason, mesg))
+
+
+# gunicorn writes the errors it raises before the app runs with util.write_error (HTML);
+# the workers look it up at call time, so replacing it here makes them JSON.
+_gunicorn_util.write_error = _write_json_error
 
 
 def on_starting(server):

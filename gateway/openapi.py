@@ -24,7 +24,8 @@ job id, then poll (`?wait=N` long-polls) or receive a signed webhook.
 
 Authentication: `Authorization: Bearer <key>` or `X-API-Key: <key>`. Jobs and batches
 are visible only to the key that created them. Every error answers
-`{"error": {"code", "message"}}`.
+`{"error": {"code", "message"}}` — also 414 (request target over 4096 bytes) and 431
+(a header field over 8192 bytes), on every route.
 """
 
 #: Reusable error answers, referenced by name from the route docstrings.
@@ -39,6 +40,9 @@ ERROR_RESPONSES = {
                      "(callback_url_refused)",
     "Conflict": "the Idempotency-Key was used for a different request (idempotency_conflict)",
     "RateLimited": "per-key rate limit exceeded; see Retry-After",
+    "UriTooLong": "request target (path and query) over 4096 bytes (uri_too_long)",
+    "HeaderTooLarge": "a header field over 8192 bytes, or too many fields "
+                      "(header_fields_too_large)",
     "Unavailable": "the job store or queue is unreachable",
 }
 

@@ -57,6 +57,8 @@ def submit_batch() -> tuple[Response, int, dict[str, str]]:
               schema: Batch
         400: BadRequest
         401: Unauthorized
+        414: UriTooLong
+        431: HeaderTooLarge
         413: TooLarge
         415: UnsupportedMedia
         422: Unprocessable
@@ -100,6 +102,8 @@ def get_batch(batch_id: str) -> Response:
               schema: {type: string}
         400: BadRequest
         401: Unauthorized
+        414: UriTooLong
+        431: HeaderTooLarge
         404: NotFound
         429: RateLimited
         503: Unavailable

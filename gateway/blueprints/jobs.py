@@ -64,6 +64,8 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
               schema: JobAccepted
         400: BadRequest
         401: Unauthorized
+        414: UriTooLong
+        431: HeaderTooLarge
         409: Conflict
         413: TooLarge
         415: UnsupportedMedia
@@ -108,6 +110,8 @@ def get_job(job_id: str) -> Response:
               schema: Job
         400: BadRequest
         401: Unauthorized
+        414: UriTooLong
+        431: HeaderTooLarge
         404: NotFound
         429: RateLimited
         503: Unavailable
@@ -136,6 +140,8 @@ def delete_job(job_id: str) -> tuple[str, int]:
       responses:
         204: {description: erased}
         401: Unauthorized
+        414: UriTooLong
+        431: HeaderTooLarge
         404: NotFound
         429: RateLimited
         503: Unavailable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -172,8 +174,8 @@ def _http(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-@pytest.mark.timeout(120)
-def test_gunicorn_serves_the_app_and_sums_metrics_across_workers(db, tmp_path):
+@pytest.fixture
+def gunicorn_url(db, tmp_path) -> Iterator[str]:
     """The documented command, two worker processes, Prometheus multiprocess mode."""
     port = _free_port()
     settings = make_settings()
@@ -197,18 +199,56 @@ def test_gunicorn_serves_the_app_and_sums_metrics_across_workers(db, tmp_path):
                 time.sleep(0.1)
         else:
             pytest.fail("gunicorn did not start")
-        n = 12
-        for _ in range(n):
-            status, _ = _http(base + "/v1/jobs/none", {"X-API-Key": KEYS["alice"]})
-            assert status == 404
-        status, text = _http(base + "/metrics")
-        assert status == 200
-        values = samples(text)
-        key = ("liveness_http_requests_total",
-               (("method", "GET"), ("route", "/v1/jobs/<job_id>"), ("status", "404")))
-        assert values[key] == n  # whichever worker answered each request
-        # Multiprocess exposition (summed from the workers' files) has no *_created samples.
-        assert not [name for name, _ in values if name.endswith("_created")]
+        yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@pytest.mark.timeout(120)
+def test_gunicorn_serves_the_app_and_sums_metrics_across_workers(gunicorn_url):
+    n = 12
+    for _ in range(n):
+        status, _ = _http(gunicorn_url + "/v1/jobs/none", {"X-API-Key": KEYS["alice"]})
+        assert status == 404
+    status, text = _http(gunicorn_url + "/metrics")
+    assert status == 200
+    values = samples(text)
+    key = ("liveness_http_requests_total",
+           (("method", "GET"), ("route", "/v1/jobs/<job_id>"), ("status", "404")))
+    assert values[key] == n  # whichever worker answered each request
+    # Multiprocess exposition (summed from the workers' files) has no *_created samples.
+    assert not [name for name, _ in values if name.endswith("_created")]
+
+
+def _raw(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes (requests urllib would refuse to build) and parse the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("path", "header", "status", "code"), [
+    ("/v1/jobs/" + "a" * 5000, "", 414, "uri_too_long"),            # the app's limit
+    ("/v1/jobs/" + "a" * 9000, "", 414, "uri_too_long"),            # gunicorn's limit
+    ("/v1/jobs/x", "Idempotency-Key: " + "k" * 10000, 431, "header_fields_too_large"),
+    ("/v1/jobs/x", "X-Big: " + "k" * 20000, 431, "header_fields_too_large"),  # gunicorn's
+    ("/v1/jobs/x", "Bad Header: x", 400, "bad_request"),             # malformed: gunicorn
+])
+def test_oversized_and_malformed_requests_get_json_errors(gunicorn_url, path, header, status,
+                                                          code):
+    extra = f"{header}\r\n" if header else ""
+    request = (f"GET {path} HTTP/1.1\r\nHost: localhost\r\nX-API-Key: {KEYS['alice']}\r\n"
+               f"{extra}Connection: close\r\n\r\n").encode()
+    got, headers, body = _raw(gunicorn_url, request)
+    assert got == status, body[:200]
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["error"]["code"] == code

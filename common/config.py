@@ -74,8 +74,11 @@ class Settings:
     #: API keys as ``id:sha256hex`` pairs, comma-separated; the id owns the key's jobs.
     #: Only hashes are configured (``liveness apikey`` prints a new key and its line).
     api_key_hashes: str = ""
-    #: Per-key request limit on ``/v1/*`` (``limits`` syntax, ``;`` separates several).
+    #: Per-key limit on submissions and deletions (``POST``/``DELETE`` of ``/v1/jobs`` and
+    #: ``/v1/batches``, one counter for both; ``limits`` syntax, ``;`` separates several).
     rate_limit: str = "120/minute"
+    #: Per-key limit on reads (``GET`` of jobs and batches, long-polls included).
+    read_rate_limit: str = "1200/minute"
     #: Rate-limit counters; empty means ``redis_url`` (shared by every gateway process).
     rate_limit_storage_url: str = ""
     #: Most images one batch may carry (multipart files or zip entries).

@@ -96,8 +96,15 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
         key_prefix="liveness:ratelimit",
         swallow_errors=False,  # Redis down → the 503 handler, like every other route
     )
+    # One counter per key for the writes of both resources, another (higher) for reads:
+    # a client long-polling its jobs must not use up its submissions.
+    writes = limiter.shared_limit(settings.rate_limit, scope="writes",
+                                  methods=["POST", "DELETE"])
+    reads = limiter.shared_limit(settings.read_rate_limit, scope="reads",
+                                 methods=["GET", "HEAD"])
     for bp in (jobs.bp, batches.bp):
-        limiter.limit(settings.rate_limit)(bp)
+        writes(bp)
+        reads(bp)
         app.register_blueprint(bp)
     for bp in (health.bp, metrics.bp, docs.bp):
         app.register_blueprint(bp)

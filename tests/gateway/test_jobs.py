@@ -318,7 +318,7 @@ def test_a_bug_is_a_json_500(app):
 
 # --- rate limits -------------------------------------------------------------------------
 def test_rate_limit_is_per_key_with_retry_after(db):
-    client = build_app(make_settings(rate_limit="3/minute")).test_client()
+    client = build_app(make_settings(read_rate_limit="3/minute")).test_client()
     answers = [client.get("/v1/jobs/x", headers=auth()) for _ in range(4)]
     assert [r.status_code for r in answers] == [404, 404, 404, 429]
     refused = answers[-1]
@@ -326,6 +326,22 @@ def test_rate_limit_is_per_key_with_retry_after(db):
     assert 0 < int(refused.headers["Retry-After"]) <= 60
     assert client.get("/v1/jobs/x", headers=auth("bob")).status_code == 404  # own budget
     assert client.get("/healthz").status_code == 200  # operations are not limited
+
+
+def test_submissions_share_one_limit_and_reads_have_their_own(db):
+    client = build_app(make_settings(rate_limit="3/minute",
+                                     read_rate_limit="100/minute")).test_client()
+    image = base64.b64encode(jpeg_bytes()).decode()
+    first = client.post("/v1/jobs", headers=auth(), json={"image": image})
+    batch = client.post("/v1/batches", headers=auth(), content_type="multipart/form-data",
+                        data={"images": (io.BytesIO(jpeg_bytes()), "a.jpg")})
+    second = client.post("/v1/jobs", headers=auth(), json={"image": image})
+    assert [first.status_code, batch.status_code, second.status_code] == [202, 202, 202]
+    assert client.post("/v1/jobs", headers=auth(), json={"image": image}).status_code == 429
+    assert client.post("/v1/batches", headers=auth()).status_code == 429  # the same counter
+    job_url = first.headers["Location"]
+    polls = [client.get(job_url, headers=auth()).status_code for _ in range(20)]
+    assert polls == [200] * 20  # long-polling does not use up submissions
 
 
 def test_uploads_stay_in_memory(app):

@@ -27,7 +27,8 @@ DECISIONS: tuple[str, ...] = ("live", "spoof", "retry")
 #: Columns every CSV row has (``liveness score --out`` and the batch CSV); one
 #: ``<test>_score`` column per test follows, in the order the tests were asked for.
 CSV_BASE_COLUMNS: tuple[str, ...] = (
-    "path", "score_live", "decision", "face_found", "reasons", "seconds", "error",
+    "path", "score_live", "decision", "face_found", "reasons", "seconds", "queued_seconds",
+    "error",
 )
 
 
@@ -140,7 +141,8 @@ class LivenessResult:
     fusion: str = field(metadata=_doc("name of the fusion that combined the tests"))
     face: FaceDetection = field(metadata=_doc("the face the tests used"))
     tests: dict[str, TestOutcome] = field(metadata=_doc("test name → its outcome"))
-    seconds: float = field(default=0.0, metadata=_doc("processing time of the image"))
+    seconds: float = field(default=0.0, metadata=_doc(
+        "processing time of the image (in the service: from its first task's start)"))
     reasons: tuple[str, ...] = field(default=(), metadata=_doc("reason codes"))
     missing_tests: dict[str, str] | None = field(
         default=None, metadata=_doc("test → why it has no score"))
@@ -230,11 +232,12 @@ def csv_columns(tests: Iterable[str]) -> list[str]:
 
 
 def csv_row(path: str, result: LivenessResult | None, error: str | None, seconds: float,
-            tests: Iterable[str]) -> dict[str, Any]:
+            tests: Iterable[str], queued_seconds: float = 0.0) -> dict[str, Any]:
     """One CSV row (``liveness score --out`` and ``GET /v1/batches/<id>?format=csv``).
 
     ``result`` is ``None`` for an image that could not be scored; then ``decision`` is
-    ``error`` and ``error`` says why. ``seconds`` is the processing time.
+    ``error`` and ``error`` says why. ``seconds`` is the processing time, in seconds;
+    ``queued_seconds`` the time the image waited for a worker (0 in process).
     """
     row: dict[str, Any] = {
         "path": path,
@@ -243,6 +246,7 @@ def csv_row(path: str, result: LivenessResult | None, error: str | None, seconds
         "face_found": "" if result is None else result.face.found,
         "reasons": "" if result is None else ";".join(result.reasons),
         "seconds": round(seconds, 4),
+        "queued_seconds": round(queued_seconds, 4),
         "error": error or "",
     }
     for name in tests:

@@ -137,7 +137,8 @@ def batch_csv(batch: dict) -> str:
         result = LivenessResult.from_dict(raw) if raw else None
         error = item.get("error")
         seconds = result.seconds if result is not None else 0.0
-        row = csv_row(item["name"], result, error, seconds, tests)
+        queued = float((result.timings or {}).get("queued_s") or 0.0) if result else 0.0
+        row = csv_row(item["name"], result, error, seconds, tests, queued)
         if result is None and item["status"] in ("queued", "running"):
             row["decision"] = item["status"]
         elif result is None and not error:

@@ -83,7 +83,9 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
         "total_s": round(now - created, 4),
         "finalized_by": trigger,
     }
-    result = combine(face, outcomes, now - created, fusion)
+    # seconds: processing time, from the first task's start (as `liveness score` reports
+    # it); the time spent waiting in the queue is timings.queued_s.
+    result = combine(face, outcomes, now - (started or created), fusion)
     result = dataclasses.replace(result, missing_tests=missing, timings=timings)
     errors = [o.error or "" for o in outcomes.values()]
     status = "failed" if errors and all(e.startswith(IMAGE_MISSING) for e in errors) else "done"

@@ -118,11 +118,21 @@ def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-def redis_server_argv(url: str) -> list[str]:
-    """A throw-away ``redis-server`` (no persistence) for the host and port of ``url``."""
+def redis_server_argv(url: str, data_dir: str | Path | None = None) -> list[str]:
+    """``redis-server`` for the host and port of ``url``.
+
+    With ``data_dir``, append-only persistence in that folder (fsync every second): job
+    records, results and queued messages survive a restart of this Redis. Without it,
+    nothing is kept (tests that want a throw-away Redis).
+    """
     parts = urlsplit(url)
-    return ["redis-server", "--bind", parts.hostname or "127.0.0.1",
-            "--port", str(parts.port or 6379), "--save", "", "--appendonly", "no"]
+    argv = ["redis-server", "--bind", parts.hostname or "127.0.0.1",
+            "--port", str(parts.port or 6379), "--save", ""]
+    if data_dir is None:
+        return [*argv, "--appendonly", "no"]
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return [*argv, "--appendonly", "yes", "--appendfsync", "everysec",
+            "--dir", str(Path(data_dir).resolve())]
 
 
 def celery_worker_argv(pool: str, concurrency: int = 1, loglevel: str = "INFO",

@@ -68,8 +68,11 @@ def _colour(name: str, index: int) -> str:
               help="Worker processes per pool.")
 @click.option("--gateway-workers", default=2, show_default=True, type=int,
               help="gunicorn worker processes.")
+@click.option("--data-dir", default=str(PROJECT_ROOT / ".cache"), show_default=True,
+              type=click.Path(file_okay=False),
+              help="Where a Redis started by serve keeps its append-only file.")
 def serve_command(host: str, port: int, pools: str, concurrency: int,
-                  gateway_workers: int) -> None:
+                  gateway_workers: int, data_dir: str) -> None:
     """Run Redis (if needed), the gateway and one worker per pool until Ctrl-C."""
     settings = get_settings()
     known = default_registry().queues
@@ -95,7 +98,7 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
         for url in dict.fromkeys([settings.redis_url, settings.broker_url,
                                   settings.result_backend]):
             if url.startswith("redis") and not redis_answers(url):
-                processes += _start_redis(url, env)
+                processes += _start_redis(url, env, Path(data_dir))
         processes.append(ManagedProcess(
             "gateway", gateway_argv(host, port, gateway_workers), env,
             sink=_printer("gateway", _colour("gateway", 0))))
@@ -128,11 +131,13 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
             click.echo("stopped.", err=True)
 
 
-def _start_redis(url: str, env: dict[str, str]) -> list[ManagedProcess]:
+def _start_redis(url: str, env: dict[str, str], data_dir: Path) -> list[ManagedProcess]:
     """Start a Redis for ``url`` (deploy/ensure-redis.sh semantics), managed when possible.
 
-    With ``redis-server`` on the PATH it runs as our child and stops with us. Without it,
-    ``deploy/ensure-redis.sh`` installs Debian's package (as root) and leaves a daemon.
+    With ``redis-server`` on the PATH it runs as our child and stops with us, with
+    append-only persistence in ``data_dir`` (a restart finds its jobs again). Without
+    it, ``deploy/ensure-redis.sh`` installs Debian's package (as root) and leaves a
+    daemon, persistent too.
     """
     host = urlsplit(url).hostname or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -141,7 +146,9 @@ def _start_redis(url: str, env: dict[str, str]) -> list[ManagedProcess]:
         subprocess.run(["bash", str(PROJECT_ROOT / "deploy/ensure-redis.sh")], check=True,
                        env=dict(env, LIVENESS_REDIS_URL=url))
         return []
-    redis_process = ManagedProcess("redis", redis_server_argv(url), env,
+    port = urlsplit(url).port or 6379
+    redis_process = ManagedProcess("redis", redis_server_argv(url, data_dir / f"redis-{port}"),
+                                   env,
                                    sink=_printer("redis", _colour("redis", 0)))
     deadline = time.monotonic() + 10
     while not redis_answers(url):

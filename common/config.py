@@ -47,8 +47,15 @@ class Settings:
     image_ttl_s: int = 900
     #: Seconds a finished job's result is kept (then GET answers ``expired``).
     result_ttl_s: int = 86400
-    #: Seconds after submission when fusion answers with whatever tests arrived.
-    job_deadline_s: int = 60
+    #: Seconds after a job's work starts (its first task) when fusion finishes it with
+    #: whatever arrived; longer than one redelivery (``visibility_timeout_s``), so a
+    #: killed worker's task is re-run before the deadline. A test that never ran or
+    #: whose worker vanished then fails the job (``no_worker`` / ``worker_lost``).
+    job_deadline_s: int = 120
+    #: Seconds a job may wait for its first task to start before it fails ``no_worker``.
+    job_start_timeout_s: int = 600
+    #: Seconds between two sweeps of due deadlines by the fusion pool.
+    deadline_sweep_s: float = 1.0
     #: Seconds a test that needs the face waits for the face stage (then it records
     #: ``face_unavailable``); tests that need no face run alongside the face stage.
     face_stage_wait_s: float = 20.0
@@ -57,7 +64,7 @@ class Settings:
     #: Per-task hard time limit (the worker process is killed).
     task_time_limit_s: int = 45
     #: Broker redelivery delay for unacknowledged tasks (above the longest task).
-    visibility_timeout_s: int = 120
+    visibility_timeout_s: int = 60
     #: HMAC-SHA256 key for ``X-Liveness-Signature`` on webhook POSTs.
     webhook_secret: str = "change-me"
     #: Seconds per webhook POST attempt.
@@ -120,6 +127,9 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.face_detector not in ("hog", "cnn"):
             raise ValueError("LIVENESS_FACE_DETECTOR must be 'hog' or 'cnn'")
+        if settings.job_deadline_s <= settings.visibility_timeout_s:
+            raise ValueError("LIVENESS_JOB_DEADLINE_S must exceed LIVENESS_VISIBILITY_TIMEOUT_S "
+                             "(a killed worker's task is redelivered after the latter)")
         from common.egress import parse_allowlist
 
         parse_allowlist(settings.webhook_allowlist)  # ValueError names a bad entry

@@ -7,8 +7,8 @@ worker), stores it once in the job store, and enqueues the job's pipeline::
     chord([liveness.face.locate, one liveness.<test>.score per test],
           liveness.fusion.finalize)
 
-plus a ``liveness.fusion.deadline`` task due ``job_deadline_s`` later that finalises
-with whatever arrived. The face stage runs once per job and stores the face in the job
+and its deadline in the job store (:meth:`JobStore.create_job`), which the fusion pool
+sweeps (:mod:`workers.deadlines`). The face stage runs once per job and stores the face in the job
 record; a test that needs the face waits for it there (:meth:`JobStore.wait_face`)
 and never detects it again, a whole-image test runs at once. Fusion runs when every
 task of the chord returned, so it always sees the stored face. Task messages carry the
@@ -36,7 +36,7 @@ from common.egress import Resolver, check_callback_url, parse_allowlist, system_
 from common.errors import ImageError, LivenessError
 from common.imageio import decode_image
 from common.jobstore import TERMINAL, IdempotencyConflictError, JobStore, new_id
-from common.queueing import DEADLINE_TASK, FACE_TASK, FINALIZE_TASK, LivenessCelery
+from common.queueing import FACE_TASK, FINALIZE_TASK, LivenessCelery
 from common.registry import TestRegistry, UnknownTestError
 from common.result import JobView, LivenessResult
 
@@ -153,15 +153,16 @@ class JobService:
         return job_view(job_id, record)
 
     def _enqueue(self, job_id: str, names: list[str]) -> None:
-        deadline_s = self.settings.job_deadline_s
+        # A task not started within the start timeout is dropped: the job then fails
+        # ``no_worker`` at its deadline instead of running long after the client gave up.
+        expires_s = self.settings.job_start_timeout_s
         app = self.app
         stages = group(
-            app.signature(task, args=(job_id,), expires=deadline_s, immutable=True)
+            app.signature(task, args=(job_id,), expires=expires_s, immutable=True)
             for task in (FACE_TASK, *(self.registry.get(name).task_name for name in names))
         )
         finalize = app.signature(FINALIZE_TASK, kwargs={"job_id": job_id}, immutable=True)
         chord(stages, finalize, app=app).apply_async()
-        app.signature(DEADLINE_TASK, args=(job_id,)).apply_async(countdown=deadline_s)
 
     def get(self, owner: str, job_id: str) -> dict[str, Any] | None:
         """The job dict; ``status="expired"`` after result expiry; None if not the owner's."""

@@ -6,9 +6,14 @@ Keys (prefix ``liveness:``):
                             when the job ends. Never in task messages, on disk or in logs.
 - ``job:<id>``              hash: owner, status (queued|running|done|failed), created_at,
                             updated_at (ISO 8601 UTC), tests (JSON list), callback_url,
-                            batch_id, result (JSON), error, result_ttl_s, idem_key,
+                            batch_id, result (JSON), error, result_ttl_s, deadline_s
+                            (the submitting service's job_deadline_s), idem_key,
                             face (JSON of the face stage's ``FaceDetection``, once it ran).
 - ``job:<id>:outcomes``     hash: test name → JSON of a ``TestOutcome``.
+- ``job:<id>:started``      hash: stage (``face`` or a test) → when its task first started.
+- ``deadlines``             sorted set: job id → when its deadline is due: submission +
+                            ``job_start_timeout_s``, then first start + ``job_deadline_s``;
+                            swept by the fusion pool (no message waits in a worker).
 - ``job:<id>:final``        SET-NX guard so the chord callback and the deadline task
                             finalise a job once.
 - ``expired:<id>``          tombstone (owner) outliving the result by 7 days, so a GET
@@ -41,20 +46,36 @@ PREFIX = "liveness:"
 TOMBSTONE_TTL_S = 7 * 86400
 TERMINAL = ("done", "failed")
 
-# Queued → running, never back from a terminal state (a late test must not undo "done").
+# A stage starts: note it (KEYS[3] hash: stage → time); the first one moves the job
+# queued → running and its deadline to started + job_deadline_s (KEYS[2] sorted set).
+# Never back from a terminal state (a late test must not undo "done").
 _MARK_RUNNING = """
 local status = redis.call('HGET', KEYS[1], 'status')
+if (not status) or status == 'done' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[2])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1], 'started_ts', ARGV[2])
+  local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline_s') or ARGV[3])
+  redis.call('ZADD', KEYS[2], 'XX', tonumber(ARGV[2]) + deadline, ARGV[5])
   return 1
 end
 return 0
 """
-# Record the face stage's result only while the job is alive and unfinished.
+# Claim due deadlines: each id's score moves to now + lease, so another sweep takes it
+# again only if this one's deadline task never finished the job.
+_CLAIM_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+"""
+# Record the face stage's result (ARGV[3]: 'face', or 'face_error' when the stage ran
+# and failed) only while the job is alive and unfinished; wake the tests waiting for it.
 _PUT_FACE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if (not status) or status == 'done' or status == 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'face', ARGV[1], 'updated_at', ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[1], 'updated_at', ARGV[2])
 redis.call('PUBLISH', KEYS[2], '1')
 return 1
 """
@@ -89,6 +110,8 @@ def new_id() -> str:
 
 #: Redis hash: ``"<test>:<outcome>"`` → count; outcome ``ok``, ``error`` or ``missing``.
 OUTCOMES_METRICS_KEY = "liveness:metrics:outcomes"
+#: Redis sorted set: job id → when its deadline is due (Unix time).
+DEADLINES_KEY = "liveness:deadlines"
 #: Redis hash: pipeline stage → runs (``face_detections``: face-stage detections).
 STAGES_METRICS_KEY = "liveness:metrics:stages"
 #: Redis hash: final job status (``done``/``failed``) or decision (``decision:live`` …) → count.
@@ -104,6 +127,7 @@ class JobStore:
         self._mark_running = self.redis.register_script(_MARK_RUNNING)
         self._put_outcome = self.redis.register_script(_PUT_OUTCOME)
         self._put_face = self.redis.register_script(_PUT_FACE)
+        self._claim_due = self.redis.register_script(_CLAIM_DUE)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> JobStore:
@@ -129,6 +153,10 @@ class JobStore:
     @staticmethod
     def outcomes_key(job_id: str) -> str:
         return f"{PREFIX}job:{job_id}:outcomes"
+
+    @staticmethod
+    def started_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}:started"
 
     @staticmethod
     def final_key(job_id: str) -> str:
@@ -160,6 +188,7 @@ class JobStore:
             self.image_key(job_id),
             self.job_key(job_id),
             self.outcomes_key(job_id),
+            self.started_key(job_id),
             self.final_key(job_id),
             self.expired_key(job_id),
         ]
@@ -210,6 +239,7 @@ class JobStore:
             "batch_id": batch_id or "",
             "idem_key": idem_key or "",
             "result_ttl_s": str(s.result_ttl_s),
+            "deadline_s": str(s.job_deadline_s),
             "result": "",
             "error": "",
         }
@@ -220,6 +250,7 @@ class JobStore:
         pipe.hset(self.job_key(job_id), mapping=record)
         pipe.expire(self.job_key(job_id), record_ttl)
         pipe.set(self.expired_key(job_id), owner, ex=record_ttl + TOMBSTONE_TTL_S)
+        pipe.zadd(DEADLINES_KEY, {job_id: created + s.job_start_timeout_s})
         pipe.execute()
         return self._decode(record)
 
@@ -241,15 +272,36 @@ class JobStore:
     def delete_image(self, job_id: str) -> None:
         self.redis.delete(self.image_key(job_id))
 
-    def mark_running(self, job_id: str) -> bool:
-        """queued → running; False when the job is already running, finished or gone."""
+    def mark_running(self, job_id: str, stage: str) -> bool:
+        """Note that ``stage`` (``face`` or a test) started; the first start moves the job
+        queued → running and its deadline to now + its ``deadline_s`` (the submitting
+        service's ``job_deadline_s``). False when the job was already running, or is
+        finished or gone."""
         now = time.time()
-        return bool(self._mark_running(keys=[self.job_key(job_id)], args=[now_iso(now), now]))
+        keys = [self.job_key(job_id), DEADLINES_KEY, self.started_key(job_id)]
+        args = [now_iso(now), repr(now), self.settings.job_deadline_s, stage, job_id]
+        return bool(self._mark_running(keys=keys, args=args))
+
+    def started_stages(self, job_id: str) -> set[str]:
+        """The stages (``face``, test names) whose task started at least once."""
+        return {k.decode() for k in self.redis.hkeys(self.started_key(job_id))}
+
+    def claim_due(self, now: float | None = None, lease_s: float = 30.0,
+                  limit: int = 100) -> list[str]:
+        """Job ids whose deadline is due; each is leased for ``lease_s`` seconds."""
+        now = time.time() if now is None else now
+        ids = self._claim_due(keys=[DEADLINES_KEY], args=[now, now + lease_s, limit])
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
     def put_face(self, job_id: str, face: dict[str, Any]) -> bool:
         """Record the face stage's result; ignored (False) once the job finished or vanished."""
         return bool(self._put_face(keys=[self.job_key(job_id), self.face_channel(job_id)],
-                                   args=[json.dumps(face), now_iso()]))
+                                   args=[json.dumps(face), now_iso(), "face"]))
+
+    def put_face_error(self, job_id: str, error: str) -> bool:
+        """Record that the face stage ran and failed (``code: message``)."""
+        return bool(self._put_face(keys=[self.job_key(job_id), self.face_channel(job_id)],
+                                   args=[error, now_iso(), "face_error"]))
 
     def count_stage(self, stage: str, n: int = 1) -> None:
         """Count ``n`` runs of a pipeline stage (``/metrics``: ``liveness_stage_runs``)."""
@@ -293,8 +345,10 @@ class JobStore:
             },
         )
         pipe.delete(self.image_key(job_id))
-        for key in (self.job_key(job_id), self.outcomes_key(job_id), self.final_key(job_id)):
+        for key in (self.job_key(job_id), self.outcomes_key(job_id), self.started_key(job_id),
+                    self.final_key(job_id)):
             pipe.expire(key, ttl)
+        pipe.zrem(DEADLINES_KEY, job_id)
         if record.get("idem_key"):
             pipe.expire(record["idem_key"], ttl)
         pipe.set(self.expired_key(job_id), record["owner"], ex=ttl + TOMBSTONE_TTL_S)
@@ -319,7 +373,10 @@ class JobStore:
         keys = self.job_keys(job_id)
         if record and record.get("idem_key"):
             keys.append(record["idem_key"])
-        self.redis.delete(*keys)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*keys)
+        pipe.zrem(DEADLINES_KEY, job_id)
+        pipe.execute()
 
     def wait_done(self, job_id: str, timeout_s: float) -> None:
         """Block until the job is done/failed/gone or ``timeout_s`` passes."""
@@ -331,14 +388,17 @@ class JobStore:
         self._wait(self.done_channel(job_id), finished, timeout_s)
 
     def wait_face(self, job_id: str, timeout_s: float) -> dict[str, Any] | None:
-        """The face stage's result once stored (``None``: not within ``timeout_s``, or gone)."""
+        """The face stage's result once stored (``None``: the stage failed, or not within
+        ``timeout_s``, or the job is gone)."""
         found: list[dict[str, Any] | None] = [None]
 
         def stored() -> bool:
-            raw = self.redis.hmget(self.job_key(job_id), ["face", "status"])
-            if raw[0]:
-                found[0] = json.loads(raw[0])
-            return raw[0] is not None or raw[1] is None or raw[1].decode() in TERMINAL
+            face, error, status = self.redis.hmget(self.job_key(job_id),
+                                                   ["face", "face_error", "status"])
+            if face:
+                found[0] = json.loads(face)
+            return (face is not None or error is not None or status is None
+                    or status.decode() in TERMINAL)
 
         self._wait(self.face_channel(job_id), stored, timeout_s)
         return found[0]

@@ -17,7 +17,9 @@ if ! command -v redis-server >/dev/null; then
     echo "redis: redis-server is not installed; run: sudo apt-get install redis-server" >&2; exit 1
   fi
 fi
-redis-server --daemonize yes --bind "$host" --port "$port" --save "" --appendonly no \
-  --dir /tmp --logfile /tmp/liveness-redis.log
+# Append-only persistence (records, results and queued messages survive a restart).
+dir="${LIVENESS_REDIS_DIR:-/var/tmp/liveness-redis-$port}"; mkdir -p "$dir"
+redis-server --daemonize yes --bind "$host" --port "$port" --save "" --appendonly yes \
+  --appendfsync everysec --dir "$dir" --logfile "$dir/redis.log"
 for _ in $(seq 1 50); do answers && { echo "redis: started on $host:$port"; exit 0; }; sleep 0.1; done
-echo "redis: failed to start; see /tmp/liveness-redis.log" >&2; exit 1
+echo "redis: failed to start; see $dir/redis.log" >&2; exit 1

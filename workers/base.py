@@ -46,6 +46,8 @@ TIMEOUT = "timeout"
 INTERNAL_ERROR = "internal_error"
 #: ``count_stage`` name of one face detection run by the service.
 FACE_DETECTIONS = "face_detections"
+#: The face stage's name in a job's started stages.
+FACE_STAGE = "face"
 
 
 class PoolTask(Task):
@@ -77,9 +79,10 @@ def execute_face_stage(store: JobStore, settings: Settings, job_id: str) -> dict
     job = store.get_job(job_id)
     if job is None or job["status"] in TERMINAL:
         return {"stage": "face", "skipped": True}
-    store.mark_running(job_id)
+    store.mark_running(job_id, FACE_STAGE)
     data = store.get_image(job_id)
     if data is None:
+        store.put_face_error(job_id, IMAGE_MISSING)
         return {"stage": "face", "error": IMAGE_MISSING}
     try:
         image = decode_image(data, settings)
@@ -88,9 +91,14 @@ def execute_face_stage(store: JobStore, settings: Settings, job_id: str) -> dict
         face = run_face_stage(image, settings)
     except SoftTimeLimitExceeded:
         log.warning("face stage of job %s exceeded its soft time limit", job_id)
+        store.put_face_error(job_id, TIMEOUT)
         return {"stage": "face", "error": TIMEOUT}
+    except LivenessError as exc:
+        store.put_face_error(job_id, exc.code)
+        return {"stage": "face", "error": exc.code}
     except Exception as exc:  # a bug must not lose the job; log it without the image
         log.exception("face stage failed on job %s", job_id)
+        store.put_face_error(job_id, f"{INTERNAL_ERROR}: {type(exc).__name__}")
         return {"stage": "face", "error": f"{INTERNAL_ERROR}: {type(exc).__name__}"}
     store.put_face(job_id, face.to_dict())
     return {"stage": "face", "found": face.found}
@@ -107,7 +115,7 @@ def execute_test(store: JobStore, settings: Settings, registry: TestRegistry, na
     job = store.get_job(job_id)
     if job is None or job["status"] in TERMINAL:
         return {"test": name, "skipped": True}
-    store.mark_running(job_id)
+    store.mark_running(job_id, name)
     try:
         outcome = _score(store, settings, registry, name, job_id)
     except SoftTimeLimitExceeded:

@@ -31,6 +31,7 @@ from common.queueing import CALLBACK_TASK, DEADLINE_TASK, FACE_TASK, FINALIZE_TA
 from common.registry import FACE_QUEUE, FUSION_QUEUE, TestSpec
 from common.webhooks import WebhookError
 from workers.base import PoolTask, execute_face_stage, execute_test
+from workers.deadlines import DeadlineSweeper
 from workers.fusion.tasks import deliver_webhook, finalize_job
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def register_tasks(app: Celery) -> Celery:
     app.task(name=DEADLINE_TASK, base=PoolTask, bind=True)(deadline)
     app.task(name=CALLBACK_TASK, base=PoolTask, bind=True, max_retries=None)(callback)
     app.steps["worker"].add(VerifyModels)
+    app.steps["worker"].add(DeadlineSweeper)
     return app
 
 
@@ -77,7 +79,7 @@ def finalize(self: PoolTask, job_id: str) -> bool:
 
 
 def deadline(self: PoolTask, job_id: str) -> bool:
-    """Scheduled at submission: finish with whatever arrived if the chord has not."""
+    """Sent by the deadline sweeper (:mod:`workers.deadlines`): finish the job now."""
     return finalize_job(self.store, self.settings, fusion_for(self.settings), job_id,
                         "deadline", on_finished=lambda jid: _enqueue_callback(self, jid))
 

@@ -53,7 +53,7 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
                PYTHONUNBUFFERED="1")
     sink = LogSink(tmp_path / "serve.log")
     serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
-                                     "serve", "--port", str(port),
+                                     "serve", "--port", str(port), "--data-dir", str(tmp_path),
                                      "--pools", "face,quality,fusion"], env, sink=sink)
     try:
         assert sink.wait_for("Ctrl-C stops everything", 120), sink.tail()

@@ -110,17 +110,35 @@ def test_absent_model_is_recorded_and_fusion_uses_the_rest(jobs: JobService,
     assert both["score"] == alone["score"] and both["decision"] == alone["decision"]
 
 
-def test_stopped_pool_is_reported_missing(pools: WorkerPools, settings: Settings, celery_app,
-                                          astronaut: bytes) -> None:
+def test_a_stopped_pool_fails_the_job_without_a_decision(pools: WorkerPools, settings: Settings,
+                                                         celery_app, astronaut: bytes,
+                                                         redis_db: redis.Redis) -> None:
+    """An outage is not a liveness answer: the job fails ``no_worker``, no score at all."""
     pools.stop("depth3d")
     jobs = service(settings, celery_app, job_deadline_s=3)
-    job = jobs.submit("owner-a", astronaut, tests=["quality", "depth3d"])
-    view = wait_done(jobs, "owner-a", job["id"])
-    assert view["status"] == "done"
-    assert view["missing_tests"] == {"depth3d": "no_worker_or_timeout"}
-    assert view["timings"]["finalized_by"] == "deadline"
-    assert view["tests_detail"]["quality"]["score"] is not None
-    assert view["score"] is not None
+    try:
+        job = jobs.submit("owner-a", astronaut, tests=["quality", "depth3d"])
+        view = wait_done(jobs, "owner-a", job["id"])
+    finally:
+        redis_db.delete("depth3d")  # the message nobody consumed
+    assert view["status"] == "failed"
+    assert view["error"].startswith("no_worker: no answer from depth3d (no_worker)")
+    assert view["score"] is None and view["decision"] is None
+
+
+def test_a_job_no_worker_ever_starts_fails_at_its_start_timeout(
+        pools: WorkerPools, settings: Settings, celery_app, astronaut: bytes,
+        redis_db: redis.Redis) -> None:
+    pools.stop("face")
+    pools.stop("quality")
+    jobs = service(settings, celery_app, job_start_timeout_s=2)
+    try:
+        job = jobs.submit("owner-a", astronaut, tests=["quality"])
+        view = wait_done(jobs, "owner-a", job["id"], timeout_s=30)
+    finally:
+        redis_db.delete("face", "quality")
+    assert view["status"] == "failed" and view["decision"] is None
+    assert view["error"].startswith("no_worker: no answer from face (no_worker), quality")
 
 
 def _held_unacknowledged(client: redis.Redis, queue: str) -> bool:

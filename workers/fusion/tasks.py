@@ -1,12 +1,13 @@
 """The fusion pool's task bodies: the job's fan-in, its deadline, and the webhook.
 
-``finalize`` (the chord callback) and ``deadline`` (scheduled at submission with
-``countdown = job_deadline_s``) both call :func:`finalize_job`, which is idempotent:
-whichever comes first reads the outcomes hash, fuses with
-:func:`common.pipeline.combine` and the process's fusion — the same code
-``liveness score`` runs, so both give the same answer for the same image — and writes
-the result; the other one finds the job finished and does nothing. Tests without an
-outcome at that moment are recorded as missing with ``no_worker_or_timeout``.
+``finalize`` (the chord callback) and ``deadline`` (sent by the fusion pool's sweeper
+when a job's deadline in the job store is due: :mod:`workers.deadlines`) both call
+:func:`finalize_job`, which is idempotent: whichever comes first reads the outcomes
+hash, fuses with :func:`common.pipeline.combine` and the process's fusion — the same
+code ``liveness score`` runs, so both give the same answer for the same image — and
+writes the result; the other one finds the job finished and does nothing. At the
+deadline, stages that never answered because of the infrastructure fail the job
+(``no_worker`` / ``worker_lost``) instead of producing a liveness decision.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from common.config import Settings
 from common.egress import Resolver, parse_allowlist, system_resolver
@@ -27,11 +29,15 @@ from common.jobstore import TERMINAL, JobStore
 from common.pipeline import combine, run_face_stage
 from common.result import FaceBox, FaceDetection, TestOutcome
 from common.webhooks import deliver
-from workers.base import FACE_DETECTIONS, IMAGE_MISSING
+from workers.base import FACE_DETECTIONS, FACE_STAGE, IMAGE_MISSING
 
 log = logging.getLogger(__name__)
 
 NO_WORKER_OR_TIMEOUT = "no_worker_or_timeout"
+#: Infrastructure failure codes of a job (``status: failed``): a stage no worker took,
+#: or whose worker vanished and whose redelivery did not finish before the deadline.
+NO_WORKER = "no_worker"
+WORKER_LOST = "worker_lost"
 
 
 def _fallback_face(store: JobStore, settings: Settings, job_id: str) -> FaceDetection:
@@ -47,12 +53,33 @@ def _fallback_face(store: JobStore, settings: Settings, job_id: str) -> FaceDete
     return FaceDetection(FaceBox(0, 0, 0, 0), False, "whole_image", 0, ("no_face",))
 
 
+def infrastructure_failures(job: dict[str, Any], arrived: dict[str, Any],
+                            started: set[str]) -> dict[str, str]:
+    """Stages that never answered because of the infrastructure, with their code.
+
+    A stage (the face stage or a test) with no result at the deadline either never
+    started — no worker consumed its queue: ``no_worker`` — or started and vanished —
+    its worker died and the redelivered task did not finish in time: ``worker_lost``.
+    """
+    failures: dict[str, str] = {}
+    if job.get("face") is None and job.get("face_error") is None:
+        failures[FACE_STAGE] = WORKER_LOST if FACE_STAGE in started else NO_WORKER
+    for name in job["tests"]:
+        if name not in arrived:
+            failures[name] = WORKER_LOST if name in started else NO_WORKER
+    return failures
+
+
 def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: str,
                  trigger: str, on_finished: Callable[[str], None] | None = None) -> bool:
     """Fuse what arrived and finish the job once; True if this call finished it.
 
-    ``on_finished(job_id)`` runs after the result is stored when the job has a
-    ``callback_url`` (the fusion pool enqueues the webhook there).
+    From the chord (every stage's task returned) the result is always fused. At the
+    deadline, a stage that never answered because of the infrastructure
+    (:func:`infrastructure_failures`) fails the job with that code and **no** liveness
+    decision: an outage must never read as ``spoof`` or ``retry``. A job whose image
+    expired before any test read it fails ``image_missing``. ``on_finished(job_id)``
+    runs after the job is stored when it has a ``callback_url``.
     """
     job = store.get_job(job_id)
     if job is None or job["status"] in TERMINAL:
@@ -60,11 +87,23 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
     if not store.claim_finalize(job_id, hold_s=max(settings.task_time_limit_s, 30)):
         return False
     arrived = store.get_outcomes(job_id)
+    failures = (infrastructure_failures(job, arrived, store.started_stages(job_id))
+                if trigger != "chord" else {})
+    if failures:
+        code = WORKER_LOST if WORKER_LOST in failures.values() else NO_WORKER
+        stages = ", ".join(f"{stage} ({why})" for stage, why in failures.items())
+        store.finish(job_id, "failed", None, error=f"{code}: no answer from {stages}; "
+                     "an infrastructure fault, not a liveness result: submit again")
+        store.count_finished({n: "missing" for n in failures if n != FACE_STAGE}, "failed",
+                             None)
+        _notify(job, job_id, on_finished)
+        log.warning("job %s failed at its deadline: %s", job_id, stages)
+        return True
     outcomes: dict[str, TestOutcome] = {}
     missing: dict[str, str] = {}
     for name in job["tests"]:
         record = arrived.get(name)
-        if record is None:
+        if record is None:  # the chord fired, but the outcome came too late to be kept
             outcomes[name] = TestOutcome(score=None, error=NO_WORKER_OR_TIMEOUT)
             missing[name] = NO_WORKER_OR_TIMEOUT
             continue
@@ -97,10 +136,14 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
         for name, o in outcomes.items()
     }
     store.count_finished(states, status, result.decision if status == "done" else None)
-    if job.get("callback_url") and on_finished is not None:
-        on_finished(job_id)
+    _notify(job, job_id, on_finished)
     log.info("job %s finished by %s (missing: %s)", job_id, trigger, sorted(missing))
     return True
+
+
+def _notify(job: dict[str, Any], job_id: str, on_finished: Callable[[str], None] | None) -> None:
+    if job.get("callback_url") and on_finished is not None:
+        on_finished(job_id)
 
 
 def webhook_body(store: JobStore, job_id: str) -> tuple[str, bytes] | None:

@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from common.config import Settings, get_settings
 from common.errors import LivenessError
@@ -130,14 +132,24 @@ class JobStore:
         self._claim_due = self.redis.register_script(_CLAIM_DUE)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> JobStore:
-        """Connect to ``settings.redis_url`` with short timeouts (fail fast, never hang)."""
+    def from_settings(cls, settings: Settings | None = None, patient: bool = False) -> JobStore:
+        """Connect to ``settings.redis_url`` with short timeouts.
+
+        ``patient`` (the workers): a lost connection is retried with exponential backoff
+        for about 30 s, so a Redis restart is waited out instead of failing the task; the
+        gateway stays impatient and answers 503 at once.
+        """
         settings = settings or get_settings()
+        options: dict[str, Any] = {}
+        if patient:
+            options = {"retry": Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=20),
+                       "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
         client = redis.Redis.from_url(
             settings.redis_url,
             socket_connect_timeout=2,
             socket_timeout=10,
             health_check_interval=30,
+            **options,
         )
         return cls(client, settings)
 

@@ -57,6 +57,9 @@ def celery_config(settings: Settings, registry: TestRegistry) -> dict[str, Any]:
         "visibility_timeout": s.visibility_timeout_s,
         "unacked_restore_interval": max(1, min(10, s.visibility_timeout_s // 4)),
         "unacked_restore_throttle": 1,
+        "health_check_interval": 10,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
     }
     return {
         "task_serializer": "json",
@@ -76,8 +79,20 @@ def celery_config(settings: Settings, registry: TestRegistry) -> dict[str, Any]:
         "result_expires": 3600,
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": s.visibility_timeout_s},
+        # A broker or backend restart is waited out, never fatal (Celery's "Broker
+        # Settings" and "Redis backend settings"): reconnect forever with backoff, retry
+        # result writes, notice dead connections by health checks.
         "broker_connection_retry_on_startup": True,
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
         "broker_connection_timeout": 4,
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 60,
+        "result_backend_base_sleep_between_retries_ms": 100,
+        "result_backend_max_sleep_between_retries_ms": 2000,
+        "redis_backend_health_check_interval": 10,
+        "redis_retry_on_timeout": True,
+        "redis_socket_keepalive": True,
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.2,
                                       "interval_step": 0.5, "interval_max": 1},
         "worker_max_tasks_per_child": None,

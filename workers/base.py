@@ -66,7 +66,7 @@ class PoolTask(Task):
     @property
     def store(self) -> JobStore:
         if self._store is None:
-            type(self)._store = JobStore.from_settings(self.settings)
+            type(self)._store = JobStore.from_settings(self.settings, patient=True)
         return self._store  # type: ignore[return-value]
 
 

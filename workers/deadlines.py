@@ -50,7 +50,7 @@ class DeadlineSweeper(bootsteps.StartStopStep):
         if FUSION_QUEUE not in (app.amqp.queues.consume_from or {}):
             return
         settings = app.liveness_settings
-        self.store = JobStore.from_settings(settings)
+        self.store = JobStore.from_settings(settings, patient=False)  # the next tick retries
         self.tref = worker.timer.call_repeatedly(settings.deadline_sweep_s, self._tick,
                                                  (app,), priority=10)
 

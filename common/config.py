@@ -88,6 +88,9 @@ class Settings:
     read_rate_limit: str = "1200/minute"
     #: Rate-limit counters; empty means ``redis_url`` (shared by every gateway process).
     rate_limit_storage_url: str = ""
+    #: Most messages waiting on one queue before submissions get 503 ``overloaded`` with
+    #: ``Retry-After`` (0: unbounded). Checked on a Redis broker.
+    max_queue_depth: int = 1000
     #: Most images one batch may carry (multipart files or zip entries).
     max_batch_items: int = 100
     #: Largest ``POST /v1/batches`` request body in bytes (HTTP 413 above).

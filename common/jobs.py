@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
@@ -37,10 +37,10 @@ from common.errors import ImageError, LivenessError
 from common.imageio import decode_image
 from common.jobstore import TERMINAL, IdempotencyConflictError, JobStore, new_id
 from common.queueing import FACE_TASK, FINALIZE_TASK, LivenessCelery
-from common.registry import TestRegistry, UnknownTestError
+from common.registry import FACE_QUEUE, TestRegistry, UnknownTestError
 from common.result import JobView, LivenessResult
 
-__all__ = ["IdempotencyConflictError", "JobService", "StoreUnavailableError",
+__all__ = ["IdempotencyConflictError", "JobService", "OverloadedError", "StoreUnavailableError",
            "UnknownTestError", "job_view"]
 
 
@@ -49,6 +49,17 @@ def request_fingerprint(image: bytes, tests: Iterable[str], callback_url: str | 
     digest = hashlib.sha256(image)
     digest.update(b"\0" + ",".join(tests).encode() + b"\0" + (callback_url or "").encode())
     return digest.hexdigest()
+
+
+class OverloadedError(LivenessError):
+    """A queue the job needs holds ``max_queue_depth`` messages already (HTTP 503)."""
+
+    code = "overloaded"
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class StoreUnavailableError(LivenessError):
@@ -91,14 +102,32 @@ class JobService:
     """
 
     def __init__(self, store: JobStore, celery_app: LivenessCelery,
-                 settings: Settings | None = None, resolver: Resolver = system_resolver
-                 ) -> None:
+                 settings: Settings | None = None, resolver: Resolver = system_resolver,
+                 queue_depth: Callable[[str], int] | None = None) -> None:
         self.store = store
         self.app = celery_app
         self.settings = settings or store.settings
         self.registry: TestRegistry = celery_app.test_registry
         self.resolver = resolver
         self.allowlist = parse_allowlist(self.settings.webhook_allowlist)
+        #: Messages waiting on a queue (``None``: the broker cannot say; no bound).
+        self.queue_depth = queue_depth
+
+    def check_capacity(self, tests: Iterable[str]) -> None:
+        """Refuse new work (503 + ``Retry-After``) while a queue it needs is full.
+
+        Bounded queues turn an overload into a clear, retryable answer instead of
+        accepting work no worker will reach before the client gives up.
+        """
+        bound = self.settings.max_queue_depth
+        if not bound or self.queue_depth is None:
+            return
+        queues = dict.fromkeys((FACE_QUEUE, *(self.registry.get(t).queue for t in tests)))
+        with _available():
+            full = [q for q in queues if self.queue_depth(q) >= bound]
+        if full:
+            raise OverloadedError(f"queue {', '.join(full)} holds {bound} or more waiting "
+                                  "jobs; retry after the Retry-After delay")
 
     def check_callback(self, callback_url: str | None) -> None:
         """Refuse a callback URL that is not an allowed webhook target (HTTP 422)."""
@@ -130,6 +159,7 @@ class JobService:
         names = self.resolve_tests(tests)
         if not _callback_checked:
             self.check_callback(callback_url)
+            self.check_capacity(names)
         decode_image(image_bytes, self.settings)  # typed ImageError on bad input
         job_id = new_id()
         with _available():
@@ -208,6 +238,7 @@ class JobService:
         """One job per ``(name, bytes)`` item; an item's bad image is recorded, not fatal."""
         names = self.resolve_tests(tests)
         self.check_callback(callback_url)
+        self.check_capacity(names)
         batch_id = new_id()
         entries: list[dict[str, Any]] = []
         for name, data in items:

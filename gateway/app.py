@@ -19,7 +19,12 @@ from gateway.blueprints import batches, docs, health, jobs, metrics
 from gateway.context import Gateway
 from gateway.errors import register_error_handlers
 from gateway.intake import MemoryRequest, job_body_limit
-from gateway.metrics import RedisCollector, broker_client, install_request_metrics
+from gateway.metrics import (
+    RedisCollector,
+    broker_client,
+    install_request_metrics,
+    queue_depth_reader,
+)
 from gateway.readiness import ReadinessCheck
 
 log = logging.getLogger(__name__)
@@ -54,7 +59,10 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
     if celery_app is None:
         celery_app = make_celery(settings)
     registry = celery_app.test_registry
-    job_service = JobService(JobStore(store_client, settings), celery_app, settings, resolver)
+    broker = broker_client(settings)
+    depth = queue_depth_reader(broker) if broker is not None else None
+    job_service = JobService(JobStore(store_client, settings), celery_app, settings, resolver,
+                             depth)
 
     app = Flask(__name__)
     app.request_class = MemoryRequest
@@ -72,7 +80,7 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
         jobs=job_service,
         keyring=keyring,
         readiness=ReadinessCheck(store_client, celery_app, queues, settings.readyz_cache_s),
-        metrics=RedisCollector(store_client, broker_client(settings),
+        metrics=RedisCollector(store_client, broker,
                                tuple(dict.fromkeys((*queues, *registry.queues)))),
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 from flask import Flask, Response, g, request
@@ -125,6 +125,18 @@ class RedisCollector(Collector):
         lengths = pipe.execute()
         n = len(_PRIORITY_SUFFIXES)
         return {q: int(sum(lengths[i * n:(i + 1) * n])) for i, q in enumerate(self.queues)}
+
+
+def queue_depth_reader(broker: redis.Redis) -> Callable[[str], int]:
+    """``depth(queue)``: messages waiting on a queue of a Redis broker (every priority)."""
+
+    def depth(queue: str) -> int:
+        pipe = broker.pipeline(transaction=False)
+        for suffix in _PRIORITY_SUFFIXES:
+            pipe.llen(queue + suffix)
+        return int(sum(pipe.execute()))
+
+    return depth
 
 
 def broker_client(settings: Settings) -> redis.Redis | None:

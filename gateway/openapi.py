@@ -43,7 +43,8 @@ ERROR_RESPONSES = {
     "UriTooLong": "request target (path and query) over 4096 bytes (uri_too_long)",
     "HeaderTooLarge": "a header field over 8192 bytes, or too many fields "
                       "(header_fields_too_large)",
-    "Unavailable": "the job store or queue is unreachable",
+    "Unavailable": "the job store or queue is unreachable (unavailable), or a queue the "
+                   "job needs is full (overloaded; see Retry-After)",
 }
 
 _SCHEMAS = (

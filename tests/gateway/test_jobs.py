@@ -351,3 +351,19 @@ def test_uploads_stay_in_memory(app):
 
         assert isinstance(request.files["image"].stream, io.BytesIO)
 
+
+
+def test_a_full_queue_answers_503_with_retry_after(db):
+    client = build_app(make_settings(max_queue_depth=2)).test_client()
+    image = base64.b64encode(jpeg_bytes()).decode()
+    accepted = [client.post("/v1/jobs", headers=auth(), json={"image": image})
+                for _ in range(2)]  # nothing consumes: the face queue fills up
+    assert [r.status_code for r in accepted] == [202, 202]
+    refused = client.post("/v1/jobs", headers=auth(), json={"image": image})
+    assert refused.status_code == 503
+    assert refused.get_json()["error"]["code"] == "overloaded"
+    assert int(refused.headers["Retry-After"]) > 0
+    batch = client.post("/v1/batches", headers=auth(), content_type="multipart/form-data",
+                        data={"images": (io.BytesIO(jpeg_bytes()), "a.jpg")})
+    assert batch.status_code == 503 and batch.get_json()["error"]["code"] == "overloaded"
+    assert len(db.keys("liveness:job:*")) == 2  # nothing more was stored

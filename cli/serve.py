@@ -3,8 +3,10 @@
 Starts Redis when none answers on the configured URL, the gateway (gunicorn) and one
 Celery worker per pool — the pipeline's queues, from the test registry: ``face``, one
 per registered test, ``fusion`` — prints the URL and a development API key, prefixes
-and streams every child's log, and stops them all on Ctrl-C. The processes are started
-and stopped by :mod:`cli.processes` (each in its own process group: no orphans).
+and streams every child's log, and stops them all on Ctrl-C. The processes run under
+supervisord (:mod:`cli.supervision`): a child that dies is restarted with backoff and
+the supervisor says so in the log, while ``/readyz`` answers 503 until its pool is back;
+Ctrl-C stops every process group (no orphans).
 
 Pools whose model is not shipped yet (cnn, depth3d) still start: their tasks record a
 ``model_unavailable`` outcome, which is what a deployment without those models sees.
@@ -19,7 +21,6 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,15 +28,14 @@ from urllib.parse import urlsplit
 import click
 
 from cli.processes import (
-    ManagedProcess,
     celery_worker_argv,
     gateway_argv,
     key_hash_entry,
     redis_answers,
     redis_server_argv,
-    stop_all,
     wait_http_ok,
 )
+from cli.supervision import Program, Supervisor
 from common.config import PROJECT_ROOT, get_settings
 from common.registry import default_registry
 
@@ -52,7 +52,8 @@ def _printer(prefix: str, colour: str) -> Callable[[str], None]:
 
 _PRINT_LOCK = threading.Lock()
 _COLOURS = ("green", "yellow", "magenta", "bright_green", "bright_yellow", "bright_magenta")
-_FIXED_COLOURS = {"redis": "red", "gateway": "cyan", "face": "bright_blue", "fusion": "blue"}
+_FIXED_COLOURS = {"redis": "red", "gateway": "cyan", "face": "bright_blue", "fusion": "blue",
+                  "supervisor": "white"}
 
 
 def _colour(name: str, index: int) -> str:
@@ -70,7 +71,8 @@ def _colour(name: str, index: int) -> str:
               help="gunicorn worker processes.")
 @click.option("--data-dir", default=str(PROJECT_ROOT / ".cache"), show_default=True,
               type=click.Path(file_okay=False),
-              help="Where a Redis started by serve keeps its append-only file.")
+              help="Where a Redis started by serve keeps its append-only file, and the "
+                   "supervisor's config and logs (serve-<port>/).")
 def serve_command(host: str, port: int, pools: str, concurrency: int,
                   gateway_workers: int, data_dir: str) -> None:
     """Run Redis (if needed), the gateway and one worker per pool until Ctrl-C."""
@@ -86,7 +88,6 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
     hashes = [h for h in env.get("LIVENESS_API_KEY_HASHES", "").split(",") if h]
     env["LIVENESS_API_KEY_HASHES"] = ",".join([*hashes, key_hash_entry("dev", api_key)])
 
-    processes: list[ManagedProcess] = []
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -94,50 +95,46 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    programs: list[Program] = []
+    for url in dict.fromkeys([settings.redis_url, settings.broker_url, settings.result_backend]):
+        if url.startswith("redis") and not redis_answers(url):
+            programs += _redis_program(url, env, Path(data_dir))
+    programs.append(Program("gateway", gateway_argv(host, port, gateway_workers)))
+    programs += [Program(pool, celery_worker_argv(pool, concurrency)) for pool in pool_names]
+    colours = {p.name: _colour(p.name, i) for i, p in enumerate(programs)}
+    supervisor = Supervisor(
+        programs, Path(data_dir) / f"serve-{port}", env,
+        sink_for=lambda name: _printer(name, colours.get(name, "white")), cwd=PROJECT_ROOT)
     try:
-        for url in dict.fromkeys([settings.redis_url, settings.broker_url,
-                                  settings.result_backend]):
-            if url.startswith("redis") and not redis_answers(url):
-                processes += _start_redis(url, env, Path(data_dir))
-        processes.append(ManagedProcess(
-            "gateway", gateway_argv(host, port, gateway_workers), env,
-            sink=_printer("gateway", _colour("gateway", 0))))
-        for index, pool in enumerate(pool_names):
-            processes.append(ManagedProcess(
-                pool, celery_worker_argv(pool, concurrency), env,
-                sink=_printer(pool, _colour(pool, index))))
+        supervisor.start()
         base = f"http://{host}:{port}"
 
-        def everyone_alive() -> bool:
-            return not stopping.is_set() and all(p.alive() for p in processes)
+        def running() -> bool:
+            return not stopping.is_set() and supervisor.alive()
 
-        if not wait_http_ok(f"{base}/healthz", 90, everyone_alive):
+        if not wait_http_ok(f"{base}/healthz", 120, running):
             if stopping.is_set():
                 return
-            dead = [p.name for p in processes if not p.alive()]
-            raise click.ClickException(
-                f"the service did not come up (exited: {', '.join(dead) or 'none'})")
+            raise click.ClickException("the service did not come up; see the log above")
         _announce(base, api_key, pool_names)
-        while everyone_alive():
+        while running():
             stopping.wait(0.5)
         if not stopping.is_set():
-            dead = ", ".join(p.name for p in processes if not p.alive())
-            raise click.ClickException(f"{dead} exited; stopping everything")
+            raise click.ClickException("supervisord exited; stopping everything")
     finally:
         with _PRINT_LOCK:
             click.echo("stopping …", err=True)
-        stop_all(processes)
+        supervisor.stop()
         with _PRINT_LOCK:
             click.echo("stopped.", err=True)
 
 
-def _start_redis(url: str, env: dict[str, str], data_dir: Path) -> list[ManagedProcess]:
-    """Start a Redis for ``url`` (deploy/ensure-redis.sh semantics), managed when possible.
+def _redis_program(url: str, env: dict[str, str], data_dir: Path) -> list[Program]:
+    """A supervised Redis for ``url`` (persistent), or none when ensure-redis.sh starts one.
 
-    With ``redis-server`` on the PATH it runs as our child and stops with us, with
-    append-only persistence in ``data_dir`` (a restart finds its jobs again). Without
-    it, ``deploy/ensure-redis.sh`` installs Debian's package (as root) and leaves a
-    daemon, persistent too.
+    With ``redis-server`` on the PATH it runs under serve's supervisor with append-only
+    persistence in ``data_dir``. Without it, ``deploy/ensure-redis.sh`` installs Debian's
+    package (as root) and leaves a persistent daemon.
     """
     host = urlsplit(url).hostname or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -147,16 +144,8 @@ def _start_redis(url: str, env: dict[str, str], data_dir: Path) -> list[ManagedP
                        env=dict(env, LIVENESS_REDIS_URL=url))
         return []
     port = urlsplit(url).port or 6379
-    redis_process = ManagedProcess("redis", redis_server_argv(url, data_dir / f"redis-{port}"),
-                                   env,
-                                   sink=_printer("redis", _colour("redis", 0)))
-    deadline = time.monotonic() + 10
-    while not redis_answers(url):
-        if time.monotonic() > deadline or not redis_process.alive():
-            redis_process.stop()
-            raise click.ClickException(f"could not start redis-server for {url}")
-        time.sleep(0.1)
-    return [redis_process]
+    return [Program(f"redis-{port}" if port != 6379 else "redis",
+                    redis_server_argv(url, data_dir / f"redis-{port}"), priority=1)]
 
 
 def sample_image(path: Path) -> Path:

@@ -35,6 +35,20 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -50,7 +64,7 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
     redis_url = f"redis://127.0.0.1:{redis_port}/0"      # nothing answers: serve starts one
     env = dict(os.environ, LIVENESS_REDIS_URL=redis_url, LIVENESS_BROKER_URL=redis_url,
                LIVENESS_RESULT_BACKEND=redis_url, LIVENESS_DEV_API_KEY="dev-key-e2e",
-               PYTHONUNBUFFERED="1")
+               LIVENESS_READYZ_CACHE_S="0", PYTHONUNBUFFERED="1")
     sink = LogSink(tmp_path / "serve.log")
     serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
                                      "serve", "--port", str(port), "--data-dir", str(tmp_path),
@@ -71,6 +85,33 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
         status, _, raw = http("GET", job_url, "dev-key-e2e", timeout=30)
         job = json.loads(raw)
         assert job["status"] == "done" and job["face_found"] is True, job
+
+        # Supervision: SIGKILL the quality pool's main process; the supervisor says so,
+        # restarts it, /readyz answers 503 meanwhile, and a new job still completes.
+        ready = f"http://127.0.0.1:{port}/readyz"
+        assert http("GET", ready)[0] == 200
+        quality = [pid for pid in descendants(serve.pid) if "-Q quality" in cmdline(pid)
+                   and "-Q quality" not in cmdline(parent(pid))]
+        assert len(quality) == 1, quality
+        start = len(sink.lines)
+        os.kill(quality[0], signal.SIGKILL)
+        assert sink.wait_for("exited: quality (terminated by SIGKILL", 20, start), sink.tail()
+        went_down = came_back = False
+        end = time.monotonic() + 90
+        while time.monotonic() < end and not came_back:
+            status = http("GET", ready)[0]
+            went_down = went_down or status == 503
+            came_back = went_down and status == 200
+            time.sleep(0.2)
+        assert went_down and came_back, (went_down, came_back)
+        assert sink.wait_for("spawned: 'quality'", 5, start)
+        status, _, raw = http("POST", f"http://127.0.0.1:{port}/v1/jobs", "dev-key-e2e", body,
+                              {"Content-Type": content_type})
+        again = json.loads(http("GET", f"http://127.0.0.1:{port}/v1/jobs/"
+                                f"{json.loads(raw)['id']}?wait=20", "dev-key-e2e",
+                                timeout=30)[2])
+        assert again["status"] == "done", again
+        processes = descendants(serve.pid)
 
         serve.proc.send_signal(signal.SIGINT)                 # Ctrl-C
         assert serve.proc.wait(40) == 0, sink.tail()

@@ -144,10 +144,29 @@ def _read_upload(upload: FileStorage, limit: int) -> bytes:
     return upload.stream.read(limit + 1)
 
 
+def _refuse_unknown_fields(known: set[str]) -> None:
+    """400 ``unknown_field`` for a multipart part the operation does not define.
+
+    The OpenAPI schemas allow no other fields; a part with an unknown (or empty) name is
+    most likely a client bug, so it is refused rather than silently ignored.
+    """
+    names = set(request.form.keys()) | set(request.files.keys())
+    unknown = sorted(names - known)
+    if unknown:
+        shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+        raise ApiError(400, "unknown_field", f"unknown multipart field(s) {shown}; this "
+                       f"operation takes {', '.join(sorted(known))}")
+
+
 def parse_job_request(settings: Settings) -> Submission:
     """``POST /v1/jobs``: multipart field ``image`` or JSON ``{"image": base64, …}``."""
     if _is_json():
         data = _json_body()
+        unknown = sorted(set(data) - {"image", "tests", "callback_url"})
+        if unknown:
+            shown = ", ".join(repr(str(n)[:40]) for n in unknown[:5])
+            raise ApiError(400, "unknown_field", f"unknown field(s) {shown}; this operation "
+                           "takes image, tests, callback_url")
         image = data.get("image")
         if image is None:
             raise ApiError(400, "missing_image", "the JSON body has no 'image' (base64) field")
@@ -159,6 +178,7 @@ def parse_job_request(settings: Settings) -> Submission:
             callback_url=validate_callback_url(data.get("callback_url")),
         )
     if request.mimetype == "multipart/form-data":
+        _refuse_unknown_fields({"image", "tests", "callback_url"})
         upload = request.files.get("image")
         if upload is None:
             raise ApiError(400, "missing_image",
@@ -238,6 +258,7 @@ def parse_batch_request(settings: Settings) -> BatchRequest:
         raise ApiError(415, "unsupported_media_type",
                        "send multipart/form-data with 'images' files (or one zip in "
                        "'archive'), or an application/zip body")
+    _refuse_unknown_fields({"images", "archive", "tests", "callback_url"})
     tests = parse_tests(",".join(request.form.getlist("tests")))
     callback_url = validate_callback_url(request.form.get("callback_url"))
     uploads = request.files.getlist("images")

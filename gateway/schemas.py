@@ -45,7 +45,10 @@ class LinksSchema(Schema):
 
 class JobSubmitJsonSchema(Schema):
     image = fields.String(required=True, metadata={
-        "format": "byte", "description": "the image (JPEG, PNG, WebP or BMP), base64"})
+        "format": "byte", "description": "the image (JPEG, PNG, WebP or BMP), base64; it "
+        "must decode to an image of at least LIVENESS_MIN_IMAGE_SIDE (64) pixels on its "
+        "shorter side and at most LIVENESS_MAX_IMAGE_BYTES / _MAX_IMAGE_PIXELS, else "
+        "415/413/422"})
     tests = fields.List(fields.String(), metadata={
         "description": "tests to run (default: LIVENESS_DEFAULT_TESTS)",
         "example": ["quality"]})
@@ -55,7 +58,7 @@ class JobSubmitJsonSchema(Schema):
 
 
 class JobSubmitMultipartSchema(Schema):
-    image = _binary("the image file")
+    image = _binary("the image file (same requirements as the JSON body's image)")
     tests = fields.String(metadata={"description": "comma-separated test names",
                                     "example": "quality"})
     callback_url = fields.String(metadata={"description": "as in the JSON body"})

@@ -118,6 +118,9 @@ def test_batch_request_errors(client):
     response = client.post("/v1/batches", headers=auth(), json={"images": []})
     assert response.status_code == 415
     response = post_files(client, [("a.jpg", jpeg_bytes())], field="other")
+    assert response.get_json()["error"]["code"] == "unknown_field"
+    response = client.post("/v1/batches", headers=auth(), content_type="multipart/form-data",
+                           data={"tests": "quality"})
     assert response.get_json()["error"]["code"] == "missing_image"
     response = client.get("/v1/batches/nope?format=xml", headers=auth())
     assert response.status_code == 400

@@ -216,6 +216,8 @@ def test_bad_images_map_to_typed_errors(client, body, status, code):
     ({"json": {"image": "QUJD", "tests": [1, 2]}}, 400, "invalid_request"),
     ({"data": "raw", "content_type": "text/plain"}, 415, "unsupported_media_type"),
     ({"data": {"file": (io.BytesIO(b"x"), "a.jpg")}, "content_type": "multipart/form-data"},
+     400, "unknown_field"),
+    ({"data": {"tests": "quality"}, "content_type": "multipart/form-data"},
      400, "missing_image"),
 ])
 def test_malformed_requests_are_400_class(client, kwargs, status, code):
@@ -367,3 +369,17 @@ def test_a_full_queue_answers_503_with_retry_after(db):
                         data={"images": (io.BytesIO(jpeg_bytes()), "a.jpg")})
     assert batch.status_code == 503 and batch.get_json()["error"]["code"] == "overloaded"
     assert len(db.keys("liveness:job:*")) == 2  # nothing more was stored
+
+
+def test_unknown_fields_are_refused_as_the_schema_says(client):
+    """The OpenAPI schemas allow no other fields (additionalProperties: false)."""
+    image = base64.b64encode(jpeg_bytes()).decode()
+    response = client.post("/v1/jobs", headers=auth(), json={"image": image, "tset": "x"})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "unknown_field"
+    for path, field in (("/v1/jobs", "image"), ("/v1/batches", "images")):
+        response = client.post(path, headers=auth(), content_type="multipart/form-data",
+                               data={field: (io.BytesIO(jpeg_bytes()), "a.jpg"),
+                                     "": (io.BytesIO(b"x"), "b.jpg")})
+        assert response.status_code == 400, path
+        assert response.get_json()["error"]["code"] == "unknown_field"

@@ -63,10 +63,11 @@ class OverloadedError(LivenessError):
 
 
 class StoreUnavailableError(LivenessError):
-    """Redis (job store) or the broker cannot be reached."""
+    """Redis (job store) or the broker cannot be reached (HTTP 503, retry after 2 s)."""
 
     code = "unavailable"
     http_status = 503
+    headers = {"Retry-After": "2"}  # noqa: RUF012 - read-only class constant
 
 
 def job_view(

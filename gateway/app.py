@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, Response
+from flask import Flask, Response, g
 from flask_limiter import Limiter
 
 from common.config import Settings, get_settings
@@ -88,9 +88,12 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
 
     @app.after_request  # runs after the limiter's header injection (reverse order)
     def _retry_after_only_when_refused(response: Response) -> Response:
-        # Flask-Limiter adds Retry-After to every answer; on a 202 it would tell a
-        # client to wait a minute before polling.
-        if response.status_code not in (429, 503):
+        # Flask-Limiter adds Retry-After (its window's reset) to every answer: on a 202 it
+        # would tell a client to wait a minute before polling, and on a 503 it would hide
+        # the delay the error itself asked for.
+        if response.status_code == 503 and g.get("retry_after"):
+            response.headers["Retry-After"] = g.retry_after
+        elif response.status_code != 429:
             response.headers.pop("Retry-After", None)
         return response
 

@@ -18,7 +18,7 @@ import json
 import logging
 
 import redis
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from common.errors import LivenessError
@@ -110,6 +110,8 @@ def register_error_handlers(app: Flask) -> None:
     def on_liveness_error(exc: LivenessError) -> Response:
         response = error_response(exc.http_status, exc.code, exc.message)
         response.headers.update(getattr(exc, "headers", {}))
+        if "Retry-After" in response.headers:
+            g.retry_after = response.headers["Retry-After"]
         return response
 
     def on_http_error(exc: HTTPException) -> Response:
@@ -126,8 +128,10 @@ def register_error_handlers(app: Flask) -> None:
 
     def on_outage(exc: Exception) -> Response:
         log.warning("job store or broker unreachable: %s", exc.__class__.__name__)
-        return error_response(503, "unavailable",
-                              "the job store or queue is unreachable; retry later")
+        response = error_response(503, "unavailable",
+                                  "the job store or queue is unreachable; retry later")
+        response.headers["Retry-After"] = g.retry_after = "2"
+        return response
 
     def on_bug(exc: Exception) -> Response:
         log.exception("unhandled error")

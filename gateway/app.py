@@ -105,7 +105,10 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
         strategy="fixed-window",
         headers_enabled=True,
         key_prefix="liveness:ratelimit",
-        swallow_errors=False,  # Redis down → the 503 handler, like every other route
+        # Redis down: the limiter lets the request through (and logs it), and the route's
+        # own Redis call answers 503 `unavailable`. Not swallowing would turn the
+        # limiter's header injection, which runs after the response is built, into 500s.
+        swallow_errors=True,
     )
     # One counter per key for the writes of both resources, another (higher) for reads:
     # a client long-polling its jobs must not use up its submissions.

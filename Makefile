@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test lint bench train-quality evaluate-quality clean
+.PHONY: help setup run test lint bench faults train-quality evaluate-quality clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench: setup  ## Print the hot-path benchmarks
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/faces.py
 	$(BIN)/python bench/e2e.py
+
+faults: setup  ## Fault scenarios against a real `liveness serve` (about 5 minutes; docs/reliability.md)
+	$(BIN)/python bench/faults.py
 
 train-quality: setup  ## Retrain the shipped W-IQA model from $(DATA)
 	$(BIN)/liveness train quality --data $(DATA)/nuaa_train --data $(DATA)/replay_dev --out models/quality

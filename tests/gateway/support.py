@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import ipaddress
 import os
-import socket
 import struct
 import zlib
 from typing import Any
@@ -29,6 +27,7 @@ from common.pipeline import combine
 from common.result import FaceBox, FaceDetection, TestOutcome
 from gateway import create_app
 from gateway.auth import hash_key
+from tests.stub_dns import StubResolver
 
 REDIS_URL = os.environ.get("LIVENESS_GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 KEYS = {"alice": "lk_test_alice_0123456789abcdef", "bob": "lk_test_bob_0123456789abcdef"}
@@ -62,19 +61,7 @@ STUB_DNS = {
 }
 
 
-def stub_resolver(host: str, port: int) -> list[str]:
-    """Names from :data:`STUB_DNS`, numeric hosts as C's ``inet_aton`` reads them
-    (``2130706433``, ``0x7f.1``, ``127.1``); never a DNS query."""
-    if host in STUB_DNS:
-        return STUB_DNS[host]
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    try:
-        return [socket.inet_ntoa(socket.inet_aton(host))]
-    except OSError:
-        raise socket.gaierror(f"stub resolver: unknown host {host!r}") from None
+stub_resolver = StubResolver(STUB_DNS)
 
 
 def build_app(settings: Settings) -> Flask:

@@ -13,6 +13,7 @@ import pytest
 
 from common.egress import CallbackRefusedError, check_callback_url, parse_allowlist, refusal
 from common.webhooks import deliver
+from tests.stub_dns import StubResolver
 
 DNS = {
     "public.example": ["93.184.215.14"],
@@ -24,17 +25,7 @@ DNS = {
 }
 
 
-def resolver(host: str, port: int) -> list[str]:
-    if host in DNS:
-        return DNS[host]
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    try:
-        return [socket.inet_ntoa(socket.inet_aton(host))]  # 2130706433, 0x7f.1, 127.1
-    except OSError:
-        raise socket.gaierror(host) from None
+resolver = StubResolver(DNS)
 
 
 @pytest.fixture

@@ -140,10 +140,11 @@ class Supervisor:
             tail = LogTail(path, self.sink_for(name))
             tail.start()
             self._tails.append(tail)
+        # supervisord's own log is followed from its file; its stdout repeats it.
         self.process = ManagedProcess(
             "supervisord",
             [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.config_path)],
-            self.env, cwd=self.cwd, sink=self.sink_for("supervisor"))
+            self.env, cwd=self.cwd, sink=None)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.alive()

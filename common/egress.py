@@ -93,7 +93,8 @@ def check_address(text: str, allowlist: Sequence[IPNetwork]) -> IPAddress:
     if why is not None and not any(address in net for net in allowlist
                                    if net.version == address.version):
         raise CallbackRefusedError(
-            f"callback_url resolves to a {why} address ({address}); webhooks go only to "
+            f"callback_url resolves to a non-public address ({address}: {why}); webhooks go "
+            "only to "
             "public addresses unless LIVENESS_WEBHOOK_ALLOWLIST names the network"
         )
     return address

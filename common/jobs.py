@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -39,6 +40,8 @@ from common.jobstore import TERMINAL, IdempotencyConflictError, JobStore, new_id
 from common.queueing import FACE_TASK, FINALIZE_TASK, LivenessCelery
 from common.registry import FACE_QUEUE, TestRegistry, UnknownTestError
 from common.result import JobView, LivenessResult
+
+log = logging.getLogger(__name__)
 
 __all__ = ["IdempotencyConflictError", "JobService", "OverloadedError", "StoreUnavailableError",
            "UnknownTestError", "job_view"]
@@ -93,7 +96,8 @@ def _available() -> Iterator[None]:
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
-        raise StoreUnavailableError(f"the job store or broker is unreachable: {exc}") from exc
+        log.warning("job store or broker unreachable: %s", exc)
+        raise StoreUnavailableError("the job store or queue is unreachable; retry later") from exc
 
 
 class JobService:

@@ -16,7 +16,6 @@ import tempfile
 from gunicorn import util as _gunicorn_util
 
 from common.config import get_settings
-from gateway.errors import gunicorn_error_response
 
 _settings = get_settings()
 
@@ -38,6 +37,7 @@ accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_own_metrics_dir = not _metrics_dir
 if not _metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="liveness-prometheus-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
@@ -45,6 +45,10 @@ if not _metrics_dir:
 
 def _write_json_error(sock, status_int, reason, mesg):
     """gunicorn's own error answers (414, 431, 400 …) as the API's JSON errors."""
+    # Imported here, in a worker: importing the gateway package in this file would load
+    # prometheus_client before PROMETHEUS_MULTIPROC_DIR is set (no request metrics).
+    from gateway.errors import gunicorn_error_response
+
     _gunicorn_util.write_nonblock(sock, gunicorn_error_response(int(status_int), reason, mesg))
 
 
@@ -61,6 +65,12 @@ def on_starting(server):
             shutil.rmtree(path)
         else:
             os.remove(path)
+
+
+def on_exit(server):
+    """Remove the metrics folder this file created (one a deployment set is kept)."""
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -3,19 +3,25 @@
 Worker presence comes from Celery's remote control (``inspect().active_queues()``), a
 broadcast that waits ``timeout`` for replies, so the answer is cached for
 ``readyz_cache_s`` seconds: probes every few seconds from many replicas must not turn
-into a broadcast storm.
+into a broadcast storm. The cache is in Redis (``liveness:readyz``), shared by every
+gateway process, so they all give the same answer: a per-process cache made the answer
+flap between 200 and 503 while a pool restarted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import threading
-import time
 from typing import Any
 
 import redis
 
 log = logging.getLogger(__name__)
+
+#: Redis key of the shared readiness answer.
+CACHE_KEY = "liveness:readyz"
 
 
 class ReadinessCheck:
@@ -29,15 +35,22 @@ class ReadinessCheck:
         self.cache_s = cache_s
         self.inspect_timeout_s = inspect_timeout_s
         self._lock = threading.Lock()
-        self._cached: tuple[float, bool, dict[str, Any]] | None = None
 
     def __call__(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
-            now = time.monotonic()
-            if self._cached is not None and now - self._cached[0] < self.cache_s:
-                return self._cached[1], self._cached[2]
+            if self.cache_s > 0:
+                try:
+                    cached = self.redis.get(CACHE_KEY)
+                except redis.RedisError:
+                    cached = None
+                if cached:
+                    answer = json.loads(cached)
+                    return bool(answer["ready"]), answer["details"]
             ready, details = self._check()
-            self._cached = (time.monotonic(), ready, details)
+            if self.cache_s > 0 and details.get("redis") == "ok":
+                with contextlib.suppress(redis.RedisError):
+                    self.redis.set(CACHE_KEY, json.dumps({"ready": ready, "details": details}),
+                                   px=max(1, int(self.cache_s * 1000)))
             return ready, details
 
     def _check(self) -> tuple[bool, dict[str, Any]]:

@@ -183,8 +183,8 @@ def gunicorn_url(db, tmp_path) -> Iterator[str]:
            "LIVENESS_BROKER_URL": settings.broker_url,
            "LIVENESS_RESULT_BACKEND": settings.result_backend,
            "LIVENESS_API_KEY_HASHES": settings.api_key_hashes,
-           "LIVENESS_GATEWAY_BIND": f"127.0.0.1:{port}", "LIVENESS_GATEWAY_WORKERS": "2",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+           "LIVENESS_GATEWAY_BIND": f"127.0.0.1:{port}", "LIVENESS_GATEWAY_WORKERS": "2"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the config file's own default, as deployed
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     proc = subprocess.Popen([gunicorn, "-c", "gateway/gunicorn.conf.py", "gateway:create_app()"],
                             cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,

@@ -336,6 +336,20 @@ class JobStore:
         """
         return bool(self.redis.set(self.final_key(job_id), "1", nx=True, ex=hold_s))
 
+    def release_finalize(self, job_id: str) -> None:
+        """Drop the finalize guard (the job was not finished after all)."""
+        self.redis.delete(self.final_key(job_id))
+
+    def mark_resent(self, job_id: str, stages: list[str]) -> bool:
+        """Record a one-time re-run of ``stages`` and push the deadline back by the job's
+        ``deadline_s``; False when the job was re-run once already."""
+        if not self.redis.hsetnx(self.job_key(job_id), "resent", ",".join(stages)):
+            return False
+        deadline_s = float(self.redis.hget(self.job_key(job_id), "deadline_s")
+                           or self.settings.job_deadline_s)
+        self.redis.zadd(DEADLINES_KEY, {job_id: time.time() + deadline_s})
+        return True
+
     def finish(
         self, job_id: str, status: str, result: dict[str, Any] | None, error: str | None = None
     ) -> None:

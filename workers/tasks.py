@@ -30,7 +30,7 @@ from common.pipeline import fusion_for
 from common.queueing import CALLBACK_TASK, DEADLINE_TASK, FACE_TASK, FINALIZE_TASK
 from common.registry import FACE_QUEUE, FUSION_QUEUE, TestSpec
 from common.webhooks import WebhookError
-from workers.base import PoolTask, execute_face_stage, execute_test
+from workers.base import FACE_STAGE, PoolTask, execute_face_stage, execute_test
 from workers.deadlines import DeadlineSweeper
 from workers.fusion.tasks import deliver_webhook, finalize_job
 
@@ -61,27 +61,50 @@ def _register_test(app: Celery, spec: TestSpec) -> None:
 
 
 # --- task bodies (bound: ``self`` is the task) ----------------------------------------
-def locate(self: PoolTask, job_id: str) -> dict[str, Any]:
+def locate(self: PoolTask, job_id: str, resent: bool = False) -> dict[str, Any]:
     """The face stage: locate job ``job_id``'s face once and store it in the job."""
-    return execute_face_stage(self.store, self.settings, job_id)
+    summary = execute_face_stage(self.store, self.settings, job_id)
+    if resent:
+        _finish_if_complete(self, job_id)
+    return summary
 
 
-def score(self: PoolTask, job_id: str) -> dict[str, Any]:
+def score(self: PoolTask, job_id: str, resent: bool = False) -> dict[str, Any]:
     """Score job ``job_id`` with this task's test and record the outcome."""
     name: str = self.test_name  # type: ignore[attr-defined]
-    return execute_test(self.store, self.settings, self.registry, name, job_id)
+    summary = execute_test(self.store, self.settings, self.registry, name, job_id)
+    if resent:
+        _finish_if_complete(self, job_id)
+    return summary
 
 
-def finalize(self: PoolTask, job_id: str) -> bool:
-    """Chord callback: every test task returned (its outcome is in the store)."""
-    return finalize_job(self.store, self.settings, fusion_for(self.settings), job_id, "chord",
+def _finish_if_complete(task: PoolTask, job_id: str) -> None:
+    """A re-run stage answered: let fusion finish the job if nothing else is missing."""
+    task.app.send_task(FINALIZE_TASK, kwargs={"job_id": job_id, "trigger": "resent"})
+
+
+def finalize(self: PoolTask, job_id: str, trigger: str = "chord") -> bool:
+    """Chord callback: every stage's task returned (its outcome is in the store).
+
+    Also sent with ``trigger="resent"`` by a re-run stage once it answered.
+    """
+    return finalize_job(self.store, self.settings, fusion_for(self.settings), job_id, trigger,
                         on_finished=lambda jid: _enqueue_callback(self, jid))
 
 
 def deadline(self: PoolTask, job_id: str) -> bool:
-    """Sent by the deadline sweeper (:mod:`workers.deadlines`): finish the job now."""
+    """Sent by the deadline sweeper (:mod:`workers.deadlines`): finish the job now, or
+    re-run once the stages that never answered."""
     return finalize_job(self.store, self.settings, fusion_for(self.settings), job_id,
-                        "deadline", on_finished=lambda jid: _enqueue_callback(self, jid))
+                        "deadline", on_finished=lambda jid: _enqueue_callback(self, jid),
+                        resend=lambda jid, stages: _resend(self, jid, stages))
+
+
+def _resend(task: PoolTask, job_id: str, stages: list[str]) -> None:
+    """Send the tasks of ``stages`` again (``face`` or test names), outside the chord."""
+    for stage in stages:
+        name = FACE_TASK if stage == FACE_STAGE else task.registry.get(stage).task_name
+        task.app.send_task(name, args=(job_id,), kwargs={"resent": True})
 
 
 def callback(self: PoolTask, job_id: str) -> int | None:

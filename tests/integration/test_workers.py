@@ -412,3 +412,24 @@ def test_a_test_that_needs_the_face_waits_for_the_face_stage(service_env, settin
     assert execute_test(store, slow, registry, "quality", waiting)["error"] is None
     for job in (job_id, waiting):
         store.delete_job(job)
+
+
+def test_a_lost_message_is_re_run_once_at_the_deadline(pools: WorkerPools, settings: Settings,
+                                                       celery_app, astronaut: bytes,
+                                                       redis_db: redis.Redis) -> None:
+    """A test message lost in transport (as when kombu's worker is killed while taking it)
+    is sent again at the deadline, and the job ends ``done`` with its score."""
+    pools.stop("quality")
+    jobs = service(settings, celery_app, job_deadline_s=3)
+    job = jobs.submit("owner-a", astronaut, tests=["quality"])
+    end = time.monotonic() + WAIT_S
+    while not redis_db.llen("quality"):  # the quality message is queued, not yet taken
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    redis_db.delete("quality")  # ... and lost
+    pools.start("quality")
+    view = wait_done(jobs, "owner-a", job["id"])
+    assert view["status"] == "done", view["error"]
+    assert view["tests_detail"]["quality"]["score"] is not None
+    assert view["timings"]["finalized_by"] == "resent"
+    assert redis_db.hget(JobStore.job_key(job["id"]), "resent") == b"quality"

@@ -71,13 +71,18 @@ def infrastructure_failures(job: dict[str, Any], arrived: dict[str, Any],
 
 
 def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: str,
-                 trigger: str, on_finished: Callable[[str], None] | None = None) -> bool:
+                 trigger: str, on_finished: Callable[[str], None] | None = None,
+                 resend: Callable[[str, list[str]], None] | None = None) -> bool:
     """Fuse what arrived and finish the job once; True if this call finished it.
 
     From the chord (every stage's task returned) the result is always fused. At the
     deadline, a stage that never answered because of the infrastructure
-    (:func:`infrastructure_failures`) fails the job with that code and **no** liveness
-    decision: an outage must never read as ``spoof`` or ``retry``. A job whose image
+    (:func:`infrastructure_failures`) is re-run once — ``resend(job_id, stages)`` sends
+    its task again and the deadline moves back by ``deadline_s`` (a message kombu lost,
+    a pool stopped for a while); at the second deadline, or when nothing can re-send, it
+    fails the job with that code and **no** liveness decision: an outage must never read
+    as ``spoof`` or ``retry``. ``trigger="resent"`` (a re-run stage answered) finishes
+    the job only when every stage has answered. A job whose image
     expired before any test read it fails ``image_missing``. ``on_finished(job_id)``
     runs after the job is stored when it has a ``callback_url``.
     """
@@ -89,6 +94,18 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
     arrived = store.get_outcomes(job_id)
     failures = (infrastructure_failures(job, arrived, store.started_stages(job_id))
                 if trigger != "chord" else {})
+    if failures and trigger == "resent":
+        store.release_finalize(job_id)  # other re-run stages are still coming
+        return False
+    # Re-run only in a job whose work started: its missing messages may have been lost
+    # (a worker killed as it took one); in a job nothing started, they are still queued.
+    if (failures and resend is not None and job.get("started_ts")
+            and store.mark_resent(job_id, list(failures))):
+        store.release_finalize(job_id)
+        resend(job_id, list(failures))
+        log.warning("job %s: no answer from %s at its deadline; re-running them once",
+                    job_id, ", ".join(failures))
+        return False
     if failures:
         code = WORKER_LOST if WORKER_LOST in failures.values() else NO_WORKER
         stages = ", ".join(f"{stage} ({why})" for stage, why in failures.items())

@@ -27,11 +27,15 @@ import sys
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.procs import http as _http
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_JOBS = 5000
@@ -48,18 +52,9 @@ def sample_jpeg() -> bytes:
 
 def http(method: str, url: str, api_key: str | None, body: dict[str, Any] | None = None,
          timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
-    """One request; connection failures come back as status 0."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    """One request (``tests.procs.http``); connection failures come back as status 0."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return _http(method, url, api_key, body, None, timeout)
     except (urllib.error.URLError, OSError):
         return 0, {}, b""
 

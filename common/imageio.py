@@ -75,7 +75,7 @@ def decode_image(data: bytes, settings: Settings | None = None) -> np.ndarray:
         raise EmptyImageError("the image is empty (0 bytes)")
     if len(data) > settings.max_image_bytes:
         raise ImageTooLargeError(
-            f"the image has {len(data)} bytes; the limit is {settings.max_image_bytes}"
+            f"the image is larger than the limit of {settings.max_image_bytes} bytes"
         )
     fmt = sniff_format(data)
     if fmt is None:

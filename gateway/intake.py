@@ -179,10 +179,14 @@ def parse_job_request(settings: Settings) -> Submission:
         )
     if request.mimetype == "multipart/form-data":
         _refuse_unknown_fields({"image", "tests", "callback_url"})
-        upload = request.files.get("image")
-        if upload is None:
+        uploads = request.files.getlist("image")
+        if not uploads:
             raise ApiError(400, "missing_image",
                            "the multipart body has no file field named 'image'")
+        if len(uploads) > 1:
+            raise ApiError(400, "invalid_request", "send one 'image' file per job (several "
+                           "images: POST /v1/batches)")
+        upload = uploads[0]
         return Submission(
             image=_read_upload(upload, settings.max_image_bytes),
             tests=parse_tests(",".join(request.form.getlist("tests"))),

@@ -219,6 +219,8 @@ def test_bad_images_map_to_typed_errors(client, body, status, code):
      400, "unknown_field"),
     ({"data": {"tests": "quality"}, "content_type": "multipart/form-data"},
      400, "missing_image"),
+    ({"data": {"image": [(io.BytesIO(b"x"), "a.jpg"), (io.BytesIO(b"y"), "b.jpg")]},
+      "content_type": "multipart/form-data"}, 400, "invalid_request"),
 ])
 def test_malformed_requests_are_400_class(client, kwargs, status, code):
     response = client.post("/v1/jobs", headers=auth(), **kwargs)

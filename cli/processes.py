@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -92,19 +92,6 @@ class ManagedProcess:
         self.signal_group(signal.SIGKILL)
         self._reader.join(2.0)
         return self.proc.returncode
-
-
-def stop_all(processes: Sequence[ManagedProcess], timeout_s: float = 15.0) -> None:
-    """Stop the gateway and workers together, then Redis (workers give back unacked tasks)."""
-    last = [p for p in processes if p.name == "redis"]
-    first = [p for p in processes if p.name != "redis"]
-    for group in (first, last):
-        for process in group:
-            if process.alive():
-                process.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for process in group:
-            process.stop(max(0.1, deadline - time.monotonic()))
 
 
 def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
@@ -258,6 +245,16 @@ class ServiceStack:
         for pool, sink, start in started:
             if not sink.wait_for(" ready.", timeout_s, start):
                 raise RuntimeError(f"{pool} worker did not become ready:\n{sink.tail()}")
+
+    @contextlib.contextmanager
+    def running(self, pools: Sequence[str]) -> Iterator[ServiceStack]:
+        """Start one worker per pool and the gateway; stop everything on leaving."""
+        try:
+            self.start_workers(pools)
+            self.start_gateway()
+            yield self
+        finally:
+            self.stop()
 
     def stop_pool(self, pool: str) -> None:
         for worker in self.workers.pop(pool, []):

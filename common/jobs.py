@@ -108,15 +108,16 @@ class JobService:
 
     def __init__(self, store: JobStore, celery_app: LivenessCelery,
                  settings: Settings | None = None, resolver: Resolver = system_resolver,
-                 queue_depth: Callable[[str], int] | None = None) -> None:
+                 queue_depths: Callable[[Iterable[str]], dict[str, int]] | None = None
+                 ) -> None:
         self.store = store
         self.app = celery_app
         self.settings = settings or store.settings
         self.registry: TestRegistry = celery_app.test_registry
         self.resolver = resolver
         self.allowlist = parse_allowlist(self.settings.webhook_allowlist)
-        #: Messages waiting on a queue (``None``: the broker cannot say; no bound).
-        self.queue_depth = queue_depth
+        #: Messages waiting per queue (``None``: the broker cannot say; no bound).
+        self.queue_depths = queue_depths
 
     def check_capacity(self, tests: Iterable[str]) -> None:
         """Refuse new work (503 + ``Retry-After``) while a queue it needs is full.
@@ -125,11 +126,11 @@ class JobService:
         accepting work no worker will reach before the client gives up.
         """
         bound = self.settings.max_queue_depth
-        if not bound or self.queue_depth is None:
+        if not bound or self.queue_depths is None:
             return
         queues = dict.fromkeys((FACE_QUEUE, *(self.registry.get(t).queue for t in tests)))
         with _available():
-            full = [q for q in queues if self.queue_depth(q) >= bound]
+            full = [q for q, n in self.queue_depths(queues).items() if n >= bound]
         if full:
             raise OverloadedError(f"queue {', '.join(full)} holds {bound} or more waiting "
                                   "jobs; retry after the Retry-After delay")
@@ -152,7 +153,7 @@ class JobService:
         callback_url: str | None = None,
         idempotency_key: str | None = None,
         batch_id: str | None = None,
-        _callback_checked: bool = False,
+        _prechecked: bool = False,
     ) -> dict[str, Any]:
         """Validate, store and enqueue one image; the queued job dict.
 
@@ -162,7 +163,7 @@ class JobService:
         (HTTP 409).
         """
         names = self.resolve_tests(tests)
-        if not _callback_checked:
+        if not _prechecked:  # a batch checks its callback and capacity once for all items
             self.check_callback(callback_url)
             self.check_capacity(names)
         decode_image(image_bytes, self.settings)  # typed ImageError on bad input
@@ -249,7 +250,7 @@ class JobService:
         for name, data in items:
             try:
                 job = self.submit(owner, data, names, callback_url, batch_id=batch_id,
-                                  _callback_checked=True)
+                                  _prechecked=True)
                 entries.append({"name": name, "job_id": job["id"], "error": None})
             except ImageError as exc:
                 entries.append({"name": name, "job_id": None,

@@ -165,9 +165,6 @@ class TestRegistry:
         """Every queue of the job pipeline: the face stage, each test's, then fusion."""
         return tuple(dict.fromkeys((FACE_QUEUE, *self.test_queues, FUSION_QUEUE)))
 
-    def tests_on_queue(self, queue: str) -> tuple[str, ...]:
-        return tuple(s.name for s in self if s.queue == queue)
-
     def resolve(self, names: Iterable[str] | None, default: str = "") -> list[str]:
         """Validated, de-duplicated names in the given order.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import redis
@@ -23,7 +24,7 @@ from gateway.metrics import (
     RedisCollector,
     broker_client,
     install_request_metrics,
-    queue_depth_reader,
+    queue_depths,
 )
 from gateway.readiness import ReadinessCheck
 
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
         celery_app = make_celery(settings)
     registry = celery_app.test_registry
     broker = broker_client(settings)
-    depth = queue_depth_reader(broker) if broker is not None else None
+    depth = functools.partial(queue_depths, broker) if broker is not None else None
     job_service = JobService(JobStore(store_client, settings), celery_app, settings, resolver,
                              depth)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 
 import redis
 from flask import Flask, Response, g, request
@@ -118,25 +118,19 @@ class RedisCollector(Collector):
     def _depths(self) -> dict[str, int] | None:
         if self.broker is None:
             return None
-        pipe = self.broker.pipeline(transaction=False)
-        for queue in self.queues:
-            for suffix in _PRIORITY_SUFFIXES:
-                pipe.llen(queue + suffix)
-        lengths = pipe.execute()
-        n = len(_PRIORITY_SUFFIXES)
-        return {q: int(sum(lengths[i * n:(i + 1) * n])) for i, q in enumerate(self.queues)}
+        return queue_depths(self.broker, self.queues)
 
 
-def queue_depth_reader(broker: redis.Redis) -> Callable[[str], int]:
-    """``depth(queue)``: messages waiting on a queue of a Redis broker (every priority)."""
-
-    def depth(queue: str) -> int:
-        pipe = broker.pipeline(transaction=False)
+def queue_depths(broker: redis.Redis, queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting on each queue of a Redis broker (every priority), one round trip."""
+    names = list(queues)
+    pipe = broker.pipeline(transaction=False)
+    for queue in names:
         for suffix in _PRIORITY_SUFFIXES:
             pipe.llen(queue + suffix)
-        return int(sum(pipe.execute()))
-
-    return depth
+    lengths = pipe.execute()
+    n = len(_PRIORITY_SUFFIXES)
+    return {q: int(sum(lengths[i * n:(i + 1) * n])) for i, q in enumerate(names)}
 
 
 def broker_client(settings: Settings) -> redis.Redis | None:

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +40,33 @@ class Stack(ServiceStack):
         assert status == 202, (status, body)
         return json.loads(body)
 
+    def _poll(self, path: str, key: str, finished: Callable[[dict[str, Any]], bool],
+              timeout_s: float, pause_s: float = 0.0) -> tuple[bool, dict[str, Any]]:
+        """GET ``path`` until ``finished(body)`` or ``timeout_s``; (finished, last body)."""
+        deadline = time.monotonic() + timeout_s
+        body: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status, _, raw = self.request("GET", path, key)
+            assert status == 200, (status, raw)
+            body = json.loads(raw)
+            if finished(body):
+                return True, body
+            time.sleep(pause_s)
+        return False, body
+
     def wait_job(self, job_id: str, key: str = "dev", timeout_s: float = 60) -> dict[str, Any]:
         """Long-poll until the job is done/failed (or fail after ``timeout_s``)."""
-        deadline = time.monotonic() + timeout_s
-        job: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            status, _, body = self.request("GET", f"/v1/jobs/{job_id}?wait=5", key)
-            assert status == 200, (status, body)
-            job = json.loads(body)
-            if job["status"] in ("done", "failed"):
-                return job
-        raise AssertionError(f"job {job_id} not finished after {timeout_s}s: {job}")
+        done, job = self._poll(f"/v1/jobs/{job_id}?wait=5", key,
+                               lambda j: j["status"] in ("done", "failed"), timeout_s)
+        if not done:
+            raise AssertionError(f"job {job_id} not finished after {timeout_s}s: {job}")
+        return job
 
     def wait_batch(self, batch_id: str, key: str = "dev",
                    timeout_s: float = 120) -> dict[str, Any]:
         """Poll until every image of the batch finished; the batch (status may be running)."""
-        deadline = time.monotonic() + timeout_s
-        batch: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            status, _, body = self.request("GET", f"/v1/batches/{batch_id}", key)
-            assert status == 200, (status, body)
-            batch = json.loads(body)
-            if batch["status"] == "done":
-                break
-            time.sleep(0.3)
-        return batch
+        return self._poll(f"/v1/batches/{batch_id}", key, lambda b: b["status"] == "done",
+                          timeout_s, pause_s=0.3)[1]
 
 
 def http(method: str, url: str, api_key: str | None = None, body: Any = None,

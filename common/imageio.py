@@ -62,11 +62,64 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+#: JPEG start-of-frame markers we decode: baseline, extended sequential and progressive
+#: Huffman-coded (what cameras and phones write). The others are refused by name.
+_JPEG_SOF_SUPPORTED = {0xC0: "baseline", 0xC1: "extended sequential", 0xC2: "progressive"}
+_JPEG_SOF_REFUSED = {
+    0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical progressive",
+    0xC7: "hierarchical lossless", 0xC9: "arithmetic-coded",
+    0xCA: "arithmetic-coded progressive", 0xCB: "arithmetic-coded lossless",
+    0xCD: "hierarchical arithmetic-coded", 0xCE: "hierarchical arithmetic-coded progressive",
+    0xCF: "hierarchical arithmetic-coded lossless",
+}
+
+
+def check_jpeg_coding(data: bytes) -> None:
+    """Refuse JPEG codings the decoder does not handle, before decoding, by name.
+
+    Walks the marker segments up to the first start-of-scan (ITU-T T.81, B.1.1) and reads
+    the start-of-frame: baseline, extended and progressive Huffman coding with 8-bit
+    samples are accepted, whatever the colour space (grey, YCbCr, RGB, Adobe CMYK/YCCK),
+    restart intervals, EXIF/ICC/MPF segments and embedded thumbnails (those live inside
+    APPn segments and are skipped). 12- and 16-bit samples, arithmetic coding, lossless
+    and hierarchical JPEG raise :class:`UnsupportedFormatError`. A header too short or
+    malformed to walk is left to the decoder (which raises ``CorruptImageError``).
+    """
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # TEM, RSTn: no length
+            pos += 2
+            continue
+        if marker == 0xDA:  # start of scan: the frame header came before it
+            return
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in _JPEG_SOF_REFUSED:
+            raise UnsupportedFormatError(
+                f"{_JPEG_SOF_REFUSED[marker]} JPEG (marker SOF{marker - 0xC0}) is not "
+                "supported; send a baseline or progressive JPEG, or a PNG")
+        if marker in _JPEG_SOF_SUPPORTED and pos + 4 < n:
+            precision = data[pos + 4]
+            if precision != 8:
+                raise UnsupportedFormatError(
+                    f"{precision}-bit JPEG is not supported; send an 8-bit JPEG or a PNG")
+            return
+        pos += 2 + length
+
+
 def decode_image(data: bytes, settings: Settings | None = None) -> np.ndarray:
     """Decode untrusted image bytes to an RGB ``uint8`` array of shape (H, W, 3).
 
     EXIF orientation is applied; grey, palette, alpha, CMYK and 16-bit images are
-    converted (alpha is dropped, 16-bit is scaled to 8-bit), not rejected.
+    converted (alpha is dropped, 16-bit is scaled to 8-bit), not rejected. Every JPEG a
+    camera writes is read: baseline and progressive, restart markers, Adobe CMYK/YCCK,
+    EXIF with thumbnails, MPO (the first image); codings the decoder cannot read (12-bit,
+    arithmetic, lossless, hierarchical) are refused by name (:func:`check_jpeg_coding`).
 
     Raises one of the :class:`common.errors.ImageError` subclasses on bad input.
     """
@@ -84,6 +137,8 @@ def decode_image(data: bytes, settings: Settings | None = None) -> np.ndarray:
         raise UnsupportedFormatError(
             f"{fmt} images are not supported; send JPEG, PNG, WebP or BMP"
         )
+    if fmt == "JPEG":
+        check_jpeg_coding(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -97,7 +152,11 @@ def decode_image(data: bytes, settings: Settings | None = None) -> np.ndarray:
             f"the limit is {settings.max_image_pixels}"
         )
     if getattr(img, "n_frames", 1) > 1:
-        raise UnsupportedFormatError("animated images are not supported; send a single frame")
+        if img.format != "MPO":
+            raise UnsupportedFormatError("animated images are not supported; send a single frame")
+        # MPO (CIPA DC-007): a JPEG whose APP2 "MPF" index lists further images (a
+        # camera's second view, a large preview). The first image is the photo.
+        img.seek(0)
     # Some libraries (face_recognition on import) flip this process-wide switch, which
     # would silently accept truncated uploads; it must be off for our checks to hold.
     ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -81,13 +81,19 @@ def run_test(test: LivenessTest, image: np.ndarray, face: FaceDetection | None
 
 def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: float,
             fusion: Fusion) -> LivenessResult:
-    """Fuse whatever test outcomes arrived into one result (the fusion worker's path too)."""
+    """Fuse whatever test outcomes arrived into one result (the fusion worker's path too).
+
+    A capture the face stage could not judge (no face, or a failed capture check:
+    ``face.usable`` is false) gets the decision ``retry`` whatever the tests scored; the
+    fused score is still reported. Only the tests ever decide ``spoof``.
+    """
     fused = fusion.fuse(outcomes)
+    decision = fused.decision if face.usable else "retry"
     reasons = [*face.reasons, *(f"{TEST_FAILED}:{n}" for n, o in outcomes.items()
                                 if o.score is None)]
     return LivenessResult(
         score=None if fused.score is None else round(fused.score, 6),
-        decision=fused.decision,
+        decision=decision,
         threshold=fused.threshold,
         fusion=fused.name,
         face=face,

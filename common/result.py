@@ -66,15 +66,64 @@ class FaceBox:
         return cls(int(data["top"]), int(data["right"]), int(data["bottom"]), int(data["left"]))
 
 
+#: Face reason codes that make a capture unfit to judge: the decision is ``retry``
+#: whatever the tests say (ISO/IEC 29794-5-style capture checks, :mod:`common.faces`).
+#: ``multiple_faces`` is one only under ``LIVENESS_MULTIPLE_FACES=retry`` (the default);
+#: the face stage then also sets ``capture_ok`` false.
+CAPTURE_REASONS: dict[str, str] = {
+    "no_face": "no face was detected; the whole image (largest centred square) was used",
+    "multiple_faces": "more than one face was detected; the largest one was used",
+    "face_too_small": "the face is smaller than the configured minimum (box side, pixels)",
+    "face_partial": "part of the face lies outside the image (cut by the frame)",
+    "face_turned": "the head is turned or tilted too far from frontal (yaw or pitch)",
+    "too_dark": "the face is under-exposed (mean luminance below the minimum)",
+    "overexposed": "the face is over-exposed (too many saturated pixels)",
+    "too_blurry": "the face is out of focus or motion-blurred (low Laplacian energy)",
+}
+
+
 @dataclass(frozen=True)
 class FaceDetection:
-    """Where the face is, how it was found, and the reason codes to report."""
+    """Where the face is, how it was found, its landmarks, pose and capture quality.
 
-    box: FaceBox = field(metadata=_doc("the square face box the tests used"))
+    ``capture_ok`` is false when no face was found or a capture check failed
+    (``reasons`` names which); the decision is then ``retry``.
+    """
+
+    box: FaceBox = field(metadata=_doc(
+        "the square face box (side = the longer side of the detection, from its "
+        "top-left corner; the seed's crop), original-image pixels"))
     found: bool = field(metadata=_doc("false when no face was found (box = centred square)"))
-    method: str = field(metadata=_doc("how the box was found", example="hog"))
+    method: str = field(metadata=_doc(
+        "detector and search pass that found the face", example="blazeface"))
     n_faces: int = field(metadata=_doc("faces detected"))
-    reasons: tuple[str, ...] = field(default=(), metadata=_doc("face reason codes"))
+    reasons: tuple[str, ...] = field(default=(), metadata=_doc(
+        "face reason codes; each makes the decision retry (multiple_faces only under "
+        "LIVENESS_MULTIPLE_FACES=retry, the default). " + "; ".join(
+            f"{code}: {meaning}" for code, meaning in CAPTURE_REASONS.items()),
+        example=["too_dark"]))
+    capture_ok: bool | None = field(default=None, metadata=_doc(
+        "true when a face was found and passed every capture check; null from a face "
+        "stage that predates the checks"))
+    score: float | None = field(default=None, metadata=_doc("detector confidence, 0-1"))
+    rotation: int = field(default=0, metadata=_doc(
+        "clockwise in-plane rotation of the face in the image, degrees (0, 90, 180, 270); "
+        "crops are turned back upright"))
+    landmarks: tuple[tuple[float, float], ...] = field(default=(), metadata=_doc(
+        "five points (x, y) in original-image pixels: image-left eye, image-right eye, "
+        "nose tip, image-left and image-right mouth corners"))
+    pose: dict[str, float] | None = field(default=None, metadata=_doc(
+        "head pose in degrees: yaw, pitch, roll"))
+    quality: dict[str, float] = field(default_factory=dict, metadata=_doc(
+        "capture measures the checks used: brightness (mean luma 0-255), overexposed "
+        "(fraction of saturated pixels), blur (0 sharp - 1 blurred), face_side (px), "
+        "inside (fraction of the face box in the frame), edge_margin (landmarks to the "
+        "frame edge, in inter-ocular distances), yaw, pitch (degrees), faces (counted)"))
+
+    @property
+    def usable(self) -> bool:
+        """True unless the face stage said the capture cannot be judged."""
+        return self.found and self.capture_ok is not False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,16 +132,31 @@ class FaceDetection:
             "method": self.method,
             "n_faces": self.n_faces,
             "reasons": list(self.reasons),
+            "capture_ok": self.capture_ok,
+            "score": self.score,
+            "rotation": self.rotation,
+            "landmarks": [list(p) for p in self.landmarks],
+            "pose": None if self.pose is None else dict(self.pose),
+            "quality": dict(self.quality),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaceDetection:
+        capture_ok = data.get("capture_ok")
+        score = data.get("score")
+        pose = data.get("pose")
         return cls(
             box=FaceBox.from_dict(data["box"]),
             found=bool(data["found"]),
             method=str(data["method"]),
             n_faces=int(data["n_faces"]),
             reasons=tuple(str(r) for r in data.get("reasons", ())),
+            capture_ok=None if capture_ok is None else bool(capture_ok),
+            score=None if score is None else float(score),
+            rotation=int(data.get("rotation") or 0),
+            landmarks=tuple((float(x), float(y)) for x, y in data.get("landmarks") or ()),
+            pose=None if pose is None else {str(k): float(v) for k, v in pose.items()},
+            quality={str(k): float(v) for k, v in (data.get("quality") or {}).items()},
         )
 
 
@@ -143,7 +207,9 @@ class LivenessResult:
     tests: dict[str, TestOutcome] = field(metadata=_doc("test name → its outcome"))
     seconds: float = field(default=0.0, metadata=_doc(
         "processing time of the image (in the service: from its first task's start)"))
-    reasons: tuple[str, ...] = field(default=(), metadata=_doc("reason codes"))
+    reasons: tuple[str, ...] = field(default=(), metadata=_doc(
+        "reason codes: the face stage's (see face.reasons) and test_failed:<test> for each "
+        "test without a score"))
     missing_tests: dict[str, str] | None = field(
         default=None, metadata=_doc("test → why it has no score"))
     timings: dict[str, Any] | None = field(default=None, metadata=_doc("where the time went"))

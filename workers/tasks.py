@@ -25,6 +25,7 @@ from celery import Celery, bootsteps, signals
 
 from common.egress import CallbackRefusedError
 from common.errors import LivenessError, ModelError
+from common.faces.detectors import check_detector
 from common.modelfolder import MANIFEST, read_model_folder
 from common.pipeline import fusion_for
 from common.queueing import CALLBACK_TASK, DEADLINE_TASK, FACE_TASK, FINALIZE_TASK
@@ -134,7 +135,8 @@ def verify_models(app: Celery, queues: list[str]) -> None:
     """Check the SHA-256 of the model folders this worker's queues need.
 
     A test whose model folder has no ``model.json`` is not installed (its tasks answer
-    ``model_unavailable``); one whose files fail the check raises :class:`ModelError`.
+    ``model_unavailable``); one whose files fail the check raises :class:`ModelError`, as
+    does a face pool whose detector or Face Mesh model files are missing.
     """
     settings = app.liveness_settings  # type: ignore[attr-defined]
     for spec in app.test_registry:  # type: ignore[attr-defined]
@@ -143,6 +145,8 @@ def verify_models(app: Celery, queues: list[str]) -> None:
             read_model_folder(folder)
     if FUSION_QUEUE in queues:
         fusion_for(settings)
+    if FACE_QUEUE in queues:
+        check_detector(settings.face_detector)
 
 
 class VerifyModels(bootsteps.StartStopStep):

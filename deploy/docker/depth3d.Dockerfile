@@ -10,7 +10,8 @@ COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
 COPY workers ./workers
-# face_recognition itself is not needed: common/faces.py calls dlib with its model files.
+# face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
+# dlib with its model files.
 RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
 # models/depth3d arrives with the 3D issue: COPY it here (or mount it at /app/models/depth3d).
 USER 10001

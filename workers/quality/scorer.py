@@ -8,7 +8,7 @@ import numpy as np
 
 from common.errors import ModelError
 from common.estimator import ModelInfo
-from common.faces import FaceDetection
+from common.result import FaceDetection
 from workers.quality.features import FEATURE_NAMES, extract_features
 from workers.quality.model import QualityClassifier
 

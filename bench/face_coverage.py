@@ -60,8 +60,8 @@ VARIANTS = ("masked", "rot90", "rot180", "rot270", "closeup", "small", "partial"
 FIND_VARIANTS = ("masked", "rot90", "rot180", "rot270", "closeup")
 EXPECTED_REASON = {"small": "face_too_small", "partial": "face_partial", "dark": "too_dark",
                    "blurred": "too_blurry"}
-MEASURES = ("face_side", "inside", "edge_margin", "yaw", "pitch", "brightness", "overexposed",
-            "blur")
+MEASURES = ("face_side", "cut_x", "cut_y", "edge_margin", "yaw", "pitch", "brightness",
+            "overexposed", "blur")
 
 
 def masked(image: np.ndarray, face: FaceDetection) -> np.ndarray:
@@ -238,7 +238,7 @@ def main() -> None:
             v = variant_measures[name]
             print(f"  {name:<8} " + "  ".join(
                 f"{m} p5 {pct(v[m], 5):.3f} p50 {pct(v[m], 50):.3f} p95 {pct(v[m], 95):.3f}"
-                for m in ("face_side", "edge_margin", "inside", "brightness", "blur")
+                for m in ("face_side", "edge_margin", "cut_x", "brightness", "blur")
                 if v[m]))
     print(f"\ncapture checks on live images with a face: {live_pass} / {live_total} pass "
           f"({100 * live_pass / max(live_total, 1):.2f} %); reasons: "

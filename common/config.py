@@ -38,26 +38,28 @@ class Settings:
     # images of ../shared/data pass: bench/face_coverage.py prints the percentiles) ---
     #: ``face_too_small`` below this longer side of the face box, original pixels.
     min_face_side: int = 64
-    #: ``face_partial`` when less than this fraction of the face mesh lies in the image.
-    min_face_inside: float = 0.85
+    #: ``face_partial`` when more than these fractions of the face box's width / height
+    #: lie outside one edge of the image (tight crops cut the forehead: height's is larger).
+    max_face_cut_x: float = 0.22
+    max_face_cut_y: float = 0.45
     #: ``face_partial`` when a landmark (eyes, nose, mouth corners) lies closer to the
     #: image edge than this many inter-ocular distances (negative: outside).
-    min_edge_margin: float = 0.0
+    min_edge_margin: float = -0.4
     #: ``face_turned`` above this absolute yaw or pitch, degrees.
-    max_yaw_deg: float = 40.0
-    max_pitch_deg: float = 35.0
+    max_yaw_deg: float = 55.0
+    max_pitch_deg: float = 40.0
     #: ``too_dark`` below this mean luma of the aligned face crop (0-255).
-    min_brightness: float = 40.0
+    min_brightness: float = 32.0
     #: ``overexposed`` above this fraction of saturated (luma >= 250) face pixels.
-    max_overexposed: float = 0.25
+    max_overexposed: float = 0.3
     #: ``too_blurry`` above this blur effect (Crete et al. 2007, 0 sharp - 1 blurred) of
     #: the aligned face crop.
-    max_blur: float = 0.6
+    max_blur: float = 0.64
     #: Several faces: ``retry`` (the capture is refused with ``multiple_faces``) or
     #: ``largest`` (the largest face is judged; ``multiple_faces`` is only reported).
     multiple_faces: str = "retry"
     #: A second face counts when its side is at least this fraction of the largest's.
-    multiple_faces_min_ratio: float = 0.5
+    multiple_faces_min_ratio: float = 0.6
     #: Folder holding one sub-folder per test with its model file and card.
     models_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "models")
     # --- service: job store, queues, webhooks (issue 3) ---

@@ -78,7 +78,7 @@ CAPTURE_REASONS: dict[str, str] = {
     "face_turned": "the head is turned or tilted too far from frontal (yaw or pitch)",
     "too_dark": "the face is under-exposed (mean luminance below the minimum)",
     "overexposed": "the face is over-exposed (too many saturated pixels)",
-    "too_blurry": "the face is out of focus or motion-blurred (low Laplacian energy)",
+    "too_blurry": "the face is out of focus or motion-blurred (high blur effect)",
 }
 
 

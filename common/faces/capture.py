@@ -11,7 +11,8 @@ the image's resolution, and compare it with a configurable threshold:
 reason         measure (``quality`` key) definition
 ============== ========================= ================================================
 face_too_small ``face_side``             longer side of the detection box, pixels
-face_partial   ``inside``,               fraction of the detection box inside the image;
+face_partial   ``cut_x``, ``cut_y``      the largest one-sided part of the detection
+                                         box's width / height outside the image;
                ``edge_margin``           distance of the five landmarks to the nearest
                                          edge, in inter-ocular distances
 face_turned    ``yaw``, ``pitch``        head pose, degrees (``solvePnP`` of mesh points)
@@ -84,21 +85,25 @@ def blur(grey: np.ndarray) -> float:
     return float(blur_effect(grey / 255.0, h_size=11))
 
 
-def inside_fraction(box: tuple[float, float, float, float], shape: Sequence[int]) -> float:
-    """Fraction of the area of ``box`` (x0, y0, x1, y1) inside an image of ``shape``.
+def cut_fractions(box: tuple[float, float, float, float], shape: Sequence[int]
+                  ) -> tuple[float, float]:
+    """How far the frame cuts the face: the larger of the parts of ``box``'s width outside
+    the left or the right edge, and of its height outside the top or the bottom edge, as
+    fractions of the box's width and height (0: the whole box is inside).
 
     Detectors regress the whole face's box even where the frame cuts it, so the part
-    outside measures how much of the face is missing (the mesh, by contrast, squeezes
-    its points into what is visible).
+    outside measures how much of the face is missing (the mesh, by contrast, squeezes its
+    points into what is visible). One side at a time, because tight crops overflow the
+    box a little on both sides (and cut the forehead), while a face cut by the frame loses
+    a large part on one side.
     """
     h, w = int(shape[0]), int(shape[1])
     x0, y0, x1, y1 = box
-    area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
-    if area <= 0:
-        return 0.0
-    iw = max(min(x1, w) - max(x0, 0.0), 0.0)
-    ih = max(min(y1, h) - max(y0, 0.0), 0.0)
-    return iw * ih / area
+    if x1 <= x0 or y1 <= y0:
+        return 1.0, 1.0
+    cut_x = max(-x0, x1 - w, 0.0) / (x1 - x0)
+    cut_y = max(-y0, y1 - h, 0.0) / (y1 - y0)
+    return min(cut_x, 1.0), min(cut_y, 1.0)
 
 
 def edge_margin(five: np.ndarray, shape: Sequence[int]) -> float:
@@ -115,12 +120,14 @@ def assess_capture(image: np.ndarray, face: RawFace, faces: Sequence[RawFace],
                    marks: Landmarks, settings: Settings) -> Assessment:
     """Measure the face and run every check (module docstring) against ``settings``."""
     crop = aligned_crop(image, marks.five, MEASURE_SIDE, 1.0)
+    cut_x, cut_y = cut_fractions(face.box, image.shape)
     grey = luma(crop)
     others = [f for f in faces if f is not face
               and f.side >= settings.multiple_faces_min_ratio * face.side]
     measures = {
         "face_side": round(face.side, 1),
-        "inside": round(inside_fraction(face.box, image.shape), 4),
+        "cut_x": round(cut_x, 4),
+        "cut_y": round(cut_y, 4),
         "edge_margin": round(edge_margin(marks.five, image.shape), 3),
         "yaw": round(marks.yaw, 2),
         "pitch": round(marks.pitch, 2),
@@ -134,7 +141,8 @@ def assess_capture(image: np.ndarray, face: RawFace, faces: Sequence[RawFace],
         reasons.append("multiple_faces")
     if measures["face_side"] < settings.min_face_side:
         reasons.append("face_too_small")
-    if measures["inside"] < settings.min_face_inside or \
+    if measures["cut_x"] > settings.max_face_cut_x or \
+            measures["cut_y"] > settings.max_face_cut_y or \
             measures["edge_margin"] < settings.min_edge_margin:
         reasons.append("face_partial")
     if abs(measures["yaw"]) > settings.max_yaw_deg or abs(measures["pitch"]) > \

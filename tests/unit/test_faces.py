@@ -31,7 +31,7 @@ from common.faces import (
 )
 from common.faces.alignment import alignment_matrix
 from common.faces.blazeface import letterbox, ssd_anchors, weighted_nms
-from common.faces.capture import blur, edge_margin, inside_fraction
+from common.faces.capture import blur, cut_fractions, edge_margin
 from common.faces.detectors import check_detector
 from common.faces.locate import is_upright
 
@@ -86,8 +86,8 @@ def test_face_landmarks_and_pose(located: FaceDetection) -> None:
     assert mouth_l[0] < mouth_r[0]
     assert located.pose is not None
     assert abs(located.pose["yaw"]) < 10 and abs(located.pose["roll"]) < 10
-    assert set(located.quality) >= {"face_side", "inside", "edge_margin", "yaw", "pitch",
-                                    "brightness", "overexposed", "blur", "faces"}
+    assert set(located.quality) >= {"face_side", "cut_x", "cut_y", "edge_margin", "yaw",
+                                    "pitch", "brightness", "overexposed", "blur", "faces"}
 
 
 def test_result_round_trips_through_json(located: FaceDetection) -> None:
@@ -239,7 +239,7 @@ def test_face_partial(astronaut: np.ndarray) -> None:
     cut = np.ascontiguousarray(astronaut[:, 215:])  # 40 % of the face is left of the cut
     face = locate_face(cut, SETTINGS)
     assert face.found and "face_partial" in face.reasons and not face.capture_ok
-    assert face.quality["inside"] < SETTINGS.min_face_inside
+    assert face.quality["cut_x"] > SETTINGS.max_face_cut_x
 
 
 def test_face_turned(astronaut: np.ndarray) -> None:
@@ -285,10 +285,11 @@ def test_blur_measure_orders_blur() -> None:
     assert blur(np.full((50, 50), 80, np.float32)) == 1.0
 
 
-def test_inside_fraction_and_edge_margin() -> None:
-    assert inside_fraction((0, 0, 10, 10), (20, 20)) == 1.0
-    assert inside_fraction((-10, 0, 10, 10), (20, 20)) == 0.5
-    assert inside_fraction((30, 30, 40, 40), (20, 20)) == 0.0
+def test_cut_fractions_and_edge_margin() -> None:
+    assert cut_fractions((0, 0, 10, 10), (20, 20)) == (0.0, 0.0)
+    assert cut_fractions((-10, 0, 10, 10), (20, 20)) == (0.5, 0.0)
+    assert cut_fractions((-2, 15, 22, 25), (20, 20)) == (2 / 24, 0.5)  # the larger side
+    assert cut_fractions((5, 5, 5, 9), (20, 20)) == (1.0, 1.0)
     five = np.array([[40, 40], [60, 40], [50, 50], [42, 60], [58, 60]], np.float32)
     assert edge_margin(five, (100, 100)) == pytest.approx(2.0)  # 40 px / 20 px apart
     assert edge_margin(five - [45, 0], (100, 100)) < 0

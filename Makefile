@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test lint bench faults train-quality evaluate-quality clean
+.PHONY: help setup run test lint bench face-coverage faults train-quality evaluate-quality clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ bench: setup  ## Print the hot-path benchmarks
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/faces.py
 	$(BIN)/python bench/e2e.py
+
+face-coverage: setup  ## Faces found per collection of $(DATA), hard variants, capture-check pass rate (~15 min)
+	$(BIN)/python bench/face_coverage.py --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
+	    --data $(DATA)/replay_extra --variants-every 2
 
 faults: setup  ## Fault scenarios against a real `liveness serve` (about 5 minutes; docs/reliability.md)
 	$(BIN)/python bench/faults.py

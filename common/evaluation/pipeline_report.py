@@ -86,7 +86,7 @@ def evaluate_datasets(
     with open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["key", "collection", "label", "attack_type", "score_live", "decision",
-                         "face_found", *[f"{t}_score" for t in test_names]])
+                         "face_found", "reasons", *[f"{t}_score" for t in test_names]])
         for sample, result in zip(samples, results, strict=True):
             tests = (result or {}).get("tests", {})
             writer.writerow([
@@ -94,6 +94,7 @@ def evaluate_datasets(
                 "" if result is None else result["score"],
                 "error" if result is None else result["decision"],
                 "" if result is None else result["face_found"],
+                "" if result is None else ";".join(result.get("reasons", ())),
                 *[(tests.get(t) or {}).get("score", "") for t in test_names],
             ])
     ok = [i for i, r in enumerate(results) if r is not None and r["score"] is not None]
@@ -105,11 +106,20 @@ def evaluate_datasets(
     report = evaluate(scores, labels, types, threshold=threshold)
     skipped = len(samples) - len(ok)
     found = np.mean([results[i]["face_found"] for i in ok]) if ok else 0.0
+    retry = {
+        name: np.mean([results[i]["decision"] == "retry" for i in ok
+                       if samples[i].is_live == (name == "bona fide")] or [0.0])
+        for name in ("bona fide", "attack")
+    }
     paths = write_report(
         report, out, f"Liveness pipeline ({', '.join(test_names)}) on "
         f"{', '.join(p.name for p in data_dirs)}", scores, labels, types,
         extra_sections={"Run": f"{len(samples)} images, {skipped} not scorable; "
-                               f"face found in {100 * found:.1f} % of scored images."},
+                               f"face found in {100 * found:.1f} % of scored images; "
+                               f"decision retry (capture not judgeable) for "
+                               f"{100 * retry['bona fide']:.1f} % of the bona fide and "
+                               f"{100 * retry['attack']:.1f} % of the attack images (the "
+                               f"figures above score every image regardless)."},
     )
     paths["csv"] = csv_path
     return paths

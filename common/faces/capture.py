@@ -119,7 +119,14 @@ def edge_margin(five: np.ndarray, shape: Sequence[int]) -> float:
 def assess_capture(image: np.ndarray, face: RawFace, faces: Sequence[RawFace],
                    marks: Landmarks, settings: Settings) -> Assessment:
     """Measure the face and run every check (module docstring) against ``settings``."""
-    crop = aligned_crop(image, marks.five, MEASURE_SIDE, 1.0)
+    try:
+        crop = aligned_crop(image, marks.five, MEASURE_SIDE, 1.0)
+    except ValueError:  # degenerate landmarks: measure the detection box instead
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        h, w = image.shape[:2]
+        region = image[max(y0, 0):max(min(y1, h), 1), max(x0, 0):max(min(x1, w), 1)]
+        crop = cv2.resize(np.ascontiguousarray(region) if region.size else image,
+                          (MEASURE_SIDE, MEASURE_SIDE), interpolation=cv2.INTER_AREA)
     cut_x, cut_y = cut_fractions(face.box, image.shape)
     grey = luma(crop)
     others = [f for f in faces if f is not face

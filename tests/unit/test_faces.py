@@ -412,3 +412,15 @@ def test_crop_face_refuses_a_box_outside_the_image(astronaut: np.ndarray) -> Non
         crop_face(astronaut, FaceBox(top=600, right=700, bottom=700, left=600), 64)
     with pytest.raises(ValueError, match="size"):
         crop_face(astronaut, TRUE_FACE, 0)
+
+
+def test_degenerate_landmarks_are_measured_on_the_box(astronaut: np.ndarray) -> None:
+    from common.faces.blazeface import RawFace
+    from common.faces.capture import assess_capture
+    from common.faces.landmarks import Landmarks
+
+    marks = Landmarks(np.zeros((468, 2), np.float32), np.zeros((5, 2), np.float32), 40.0,
+                      0.0, 0.0, 0.0)
+    face = RawFace((174.0, 70.0, 279.0, 175.0), np.zeros((0, 2), np.float32), 0.9)
+    result = assess_capture(astronaut, face, [face], marks, SETTINGS)
+    assert 100 < result.measures["brightness"] < 180

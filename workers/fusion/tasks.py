@@ -50,7 +50,8 @@ def _fallback_face(store: JobStore, settings: Settings, job_id: str) -> FaceDete
             return run_face_stage(image, settings)
         except LivenessError:
             pass
-    return FaceDetection(FaceBox(0, 0, 0, 0), False, "whole_image", 0, ("no_face",))
+    return FaceDetection(FaceBox(0, 0, 0, 0), False, "whole_image", 0, ("no_face",),
+                         capture_ok=False)
 
 
 def infrastructure_failures(job: dict[str, Any], arrived: dict[str, Any],

@@ -122,7 +122,7 @@ def assess_capture(image: np.ndarray, face: RawFace, faces: Sequence[RawFace],
     try:
         crop = aligned_crop(image, marks.five, MEASURE_SIDE, 1.0)
     except ValueError:  # degenerate landmarks: measure the detection box instead
-        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        x0, y0, x1, y1 = (round(v) for v in face.box)
         h, w = image.shape[:2]
         region = image[max(y0, 0):max(min(y1, h), 1), max(x0, 0):max(min(x1, w), 1)]
         crop = cv2.resize(np.ascontiguousarray(region) if region.size else image,

@@ -93,7 +93,7 @@ class BlazeFaceDetector:
         return deduplicate(self._short.detect(image) + self._full.detect(image))
 
     def detect_large(self, image: np.ndarray) -> list[RawFace]:
-        """Short range only: the padded passes look for a face that filled the frame."""
+        """Short range only: the turned and padded passes look for a large face."""
         return self._short.detect(image)
 
     def detect_small(self, image: np.ndarray) -> list[RawFace]:

@@ -8,9 +8,9 @@
 
    * ``plain`` – the image as it is;
    * ``tiles`` – only for images larger than 1.5× the working size, right after
-     ``plain``: overlapping tiles of the working size over a pyramid of the
+     ``plain``: overlapping tiles of 0.75× the working size over a pyramid of the
      full-resolution image (halving while larger than 1.5× the working size), so the
-     detection resolution follows the image and a face of ~40 px in a 12-megapixel photo
+     detection resolution follows the image and a face of 60 px in a 12-megapixel photo
      is found (BlazeFace: its full-range model only);
    * ``rot90`` / ``rot270`` / ``rot180`` – the copy turned so that a face lying at that
      clockwise angle stands upright (phones store portrait frames sideways; crops come
@@ -19,7 +19,10 @@
      with any face;
    * ``padded`` (and its rotations) – the copy framed by a black border of 30 % of its
      longer side: close-ups and tight crops where the face fills the frame defeat
-     detectors that need context around the face (BlazeFace: short range only).
+     detectors that need context around the face.
+
+   BlazeFace runs both its models on ``plain``; the turned and padded passes, which look
+   for a face that fills much of the frame, run its short-range model only.
 
    Every detection is verified by Face Mesh's face-presence output, which removes the
    detectors' false positives on textures. The first pass with an upright face scored
@@ -56,6 +59,9 @@ NO_FACE = "no_face"
 PAD_FRACTION = 0.3
 #: Tiles overlap by this fraction of their side (a face up to this size lies whole in one).
 TILE_OVERLAP = 0.25
+#: A tile spans this fraction of the working size (``face_detect_max_side``) at each
+#: pyramid level: 480 px by default, where a 60 px face fills 24 of BlazeFace's 192 px.
+TILE_SPAN = 0.75
 #: A detection counts as a face only when Face Mesh's presence logit reaches this
 #: (MediaPipe's own presence threshold, probability 0.5): it rejects the detectors'
 #: false positives on textures (real faces score ~40, see ``Landmarks``).
@@ -182,24 +188,27 @@ def _passes(image: np.ndarray, detector: FaceDetector, max_side: int
                                         f"rot{rotation}" if rotation else "") if p)
             back = cv2.invertAffineTransform(
                 _to_view(image.shape, rotation, pad if padded else 0, scale))
-            detect = detect_large if padded else detector.detect
+            detect = detector.detect if (rotation == 0 and not padded) else detect_large
             yield name or "plain", rotation, [_affine(f, back) for f in detect(view)]
             if name == "" and max(image.shape[:2]) > 1.5 * max_side:
                 yield "tiles", 0, _tile_faces(image, detector, max_side)
 
 
-def _tile_faces(image: np.ndarray, detector: FaceDetector, side: int) -> list[RawFace]:
+def _tile_faces(image: np.ndarray, detector: FaceDetector, max_side: int) -> list[RawFace]:
     """Faces found in overlapping tiles over a halving pyramid of a large image.
 
-    Each level is resized once to the detector's input scale (``tile_input_side`` per
-    tile of ``side`` pixels) and cut into tiles there, rather than resizing every tile.
+    Tiles span ``TILE_SPAN × max_side`` pixels of each level (480 px by default: a 60 px
+    face is 24 px of BlazeFace's 192 px input); levels halve while the image is larger
+    than 1.5 × ``max_side``. Each level is resized once to the detector's input scale
+    (``tile_input_side``) and cut into tiles there, rather than resizing every tile.
     """
     detect = getattr(detector, "detect_small", detector.detect)
-    tile = int(getattr(detector, "tile_input_side", side))
+    span = max(1, round(TILE_SPAN * max_side))
+    tile = int(getattr(detector, "tile_input_side", span))
     found: list[RawFace] = []
     scale = 1.0
-    while max(image.shape[:2]) * scale > 1.5 * side:
-        level_scale = scale * tile / side
+    while max(image.shape[:2]) * scale > 1.5 * max_side:
+        level_scale = scale * tile / span
         level = _resize(image, level_scale)
         h, w = level.shape[:2]
         stride = max(1, round(tile * (1.0 - TILE_OVERLAP)))

@@ -28,8 +28,9 @@ class Settings:
     #: Images whose shorter side is below this are refused as too small.
     min_image_side: int = 64
     #: Face detector (``common/faces/detectors.py``): ``blazeface`` (MediaPipe BlazeFace
-    #: short + full range, LiteRT; fastest and finds the most faces), ``mtcnn`` (needs the
-    #: ``mtcnn`` extra), ``hog`` or ``mmod`` (dlib, face_recognition's models).
+    #: short + full range, LiteRT; fastest and finds the most faces; ``blazeface_short`` /
+    #: ``blazeface_full``: one of the two), ``mtcnn`` (needs the ``mtcnn`` extra), ``hog``
+    #: or ``mmod`` (dlib, face_recognition's models).
     face_detector: str = "blazeface"
     #: The search passes run on a copy whose longer side is at most this; larger images
     #: are also searched in tiles of this side when nothing is found (small faces).
@@ -154,7 +155,7 @@ class Settings:
             else:
                 values[f.name] = raw
         settings = cls(**values)  # type: ignore[arg-type]
-        detectors = ("blazeface", "mtcnn", "hog", "mmod")
+        detectors = ("blazeface", "blazeface_short", "blazeface_full", "mtcnn", "hog", "mmod")
         if settings.face_detector not in detectors:
             raise ValueError(f"LIVENESS_FACE_DETECTOR must be one of {', '.join(detectors)}")
         if settings.multiple_faces not in ("retry", "largest"):

@@ -11,7 +11,8 @@ and the landmarks of the chosen face always come from Face Mesh
 name       model                                                           keypoints
 ========== =============================================================== ==========
 blazeface  MediaPipe BlazeFace short-range (128²) and full-range (192²),   6
-           both run, results merged (LiteRT; the default)
+           both run, results merged (LiteRT; the default); ``blazeface_short``
+           and ``blazeface_full`` run one of the two
 mtcnn      MTCNN (Zhang et al., IEEE SPL 2016) from the ``mtcnn`` package  5
            (TensorFlow; install the ``mtcnn`` extra)
 hog        dlib HOG + linear SVM frontal detector (face_recognition's)     none
@@ -35,7 +36,7 @@ from common.errors import ModelError
 from common.faces.blazeface import RawFace, blazeface
 
 #: Detector names accepted by ``LIVENESS_FACE_DETECTOR``.
-DETECTORS = ("blazeface", "mtcnn", "hog", "mmod")
+DETECTORS = ("blazeface", "blazeface_short", "blazeface_full", "mtcnn", "hog", "mmod")
 #: Detections overlapping a better one by more than this IoU are duplicates.
 DUPLICATE_IOU = 0.3
 
@@ -80,25 +81,26 @@ class BlazeFaceDetector:
     both costs ~4 ms here and lets a second, smaller face be counted.
     """
 
-    name = "blazeface"
     has_eyes = True
-    #: Tiles of a large photo are scaled to the full-range model's input side.
-    tile_input_side = 192
 
-    def __init__(self) -> None:
-        self._short = blazeface("short")
-        self._full = blazeface("full")
+    def __init__(self, variants: tuple[str, ...] = ("short", "full")) -> None:
+        self.name = "blazeface" if len(variants) > 1 else f"blazeface_{variants[0]}"
+        self._models = [blazeface(v) for v in variants]
+        self._short = blazeface("short") if "short" in variants else None
+        self._full = blazeface("full") if "full" in variants else None
+        #: Tiles of a large photo are scaled to the (full-range) model's input side.
+        self.tile_input_side = (self._full or self._models[0]).side
 
     def detect(self, image: np.ndarray) -> list[RawFace]:
-        return deduplicate(self._short.detect(image) + self._full.detect(image))
+        return deduplicate([f for model in self._models for f in model.detect(image)])
 
     def detect_large(self, image: np.ndarray) -> list[RawFace]:
         """Short range only: the turned and padded passes look for a large face."""
-        return self._short.detect(image)
+        return (self._short or self._models[0]).detect(image)
 
     def detect_small(self, image: np.ndarray) -> list[RawFace]:
         """Full range only: the tiles of a large photo look for small faces."""
-        return self._full.detect(image)
+        return (self._full or self._models[0]).detect(image)
 
 
 class MTCNNDetector:
@@ -183,13 +185,13 @@ def check_detector(name: str) -> None:
     if name not in DETECTORS:
         raise ModelError(f"unknown face detector {name!r}; expected one of {DETECTORS}")
     needed = ["face_landmark.tflite"]
-    if name == "blazeface":
+    if name.startswith("blazeface"):
         needed += [VARIANTS[v][0] for v in ("short", "full")]
     missing = [f for f in needed if not (model_dir() / f).is_file()]
     if missing:
         raise ModelError(f"face model files missing from {model_dir()}: {', '.join(missing)}")
-    packages = {"blazeface": "ai_edge_litert", "mtcnn": "mtcnn", "hog": "dlib", "mmod": "dlib"}
-    for package in {packages[name], "ai_edge_litert"}:
+    packages = {"mtcnn": "mtcnn", "hog": "dlib", "mmod": "dlib"}
+    for package in {packages.get(name, "ai_edge_litert"), "ai_edge_litert"}:
         if find_spec(package) is None:
             raise ModelError(f"the {name} face detector needs the {package!r} package")
 
@@ -202,6 +204,8 @@ def get_detector(name: str) -> FaceDetector:
     """
     if name == "blazeface":
         return BlazeFaceDetector()
+    if name in ("blazeface_short", "blazeface_full"):
+        return BlazeFaceDetector((name.split("_", 1)[1],))
     if name == "mtcnn":
         return MTCNNDetector()
     if name in ("hog", "mmod"):

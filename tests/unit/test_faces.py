@@ -17,6 +17,7 @@ from common.errors import ModelError
 from common.faces import (
     ARCFACE_112,
     CAPTURE_REASONS,
+    DETECTORS,
     NO_FACE,
     REASONS,
     FaceBox,
@@ -100,7 +101,7 @@ def test_result_round_trips_through_json(located: FaceDetection) -> None:
     assert legacy.capture_ok is None and legacy.usable and legacy.landmarks == ()
 
 
-@pytest.mark.parametrize("detector", ["blazeface", "hog", "mmod", "mtcnn"])
+@pytest.mark.parametrize("detector", DETECTORS)
 def test_every_detector_finds_the_astronaut(astronaut: np.ndarray, detector: str) -> None:
     settings = dataclasses.replace(SETTINGS, face_detector=detector)
     face = locate_face(astronaut, settings)
@@ -108,6 +109,12 @@ def test_every_detector_finds_the_astronaut(astronaut: np.ndarray, detector: str
     assert iou(face.box, TRUE_FACE) > 0.4
     # whatever found it, the landmarks come from Face Mesh
     assert near(face.landmarks[0], EYES[0], 8) and near(face.landmarks[1], EYES[1], 8)
+
+
+def test_settings_accept_exactly_the_detectors(monkeypatch) -> None:
+    for name in DETECTORS:
+        monkeypatch.setenv("LIVENESS_FACE_DETECTOR", name)
+        assert Settings.from_env().face_detector == name
 
 
 def test_unknown_detector_is_refused_by_settings(monkeypatch) -> None:
@@ -356,7 +363,7 @@ def test_blazeface_building_blocks() -> None:
     assert len(merged) == 2 and merged[0][2] == pytest.approx(0.9)
     np.testing.assert_allclose(merged[0][0], [0.4, 0.4, 10.4, 10.4], atol=1e-5)
     assert get_detector("blazeface") is get_detector("blazeface")
-    for name in ("blazeface", "hog", "mmod", "mtcnn"):
+    for name in DETECTORS:
         check_detector(name)
     with pytest.raises(ModelError, match="unknown face detector"):
         check_detector("haar")

@@ -16,6 +16,7 @@ from cli.score import score_command
 from cli.serve import serve_command
 from cli.tests_command import tests_command
 from cli.train import train_group
+from common.config import SettingsError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +26,16 @@ def main(verbose: int) -> None:
     """Face liveness (presentation-attack detection) tools."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def run() -> None:
+    """The console entry point: ``main`` with bad ``LIVENESS_*`` settings reported in one
+    line (exit status 2) instead of a traceback."""
+    try:
+        main()
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 main.add_command(score_command)

@@ -13,6 +13,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+class SettingsError(ValueError):
+    """A ``LIVENESS_*`` variable has a value the service cannot use (its name is in the
+    message)."""
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"LIVENESS_{name}", default)
 
@@ -140,32 +145,46 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read every setting from ``LIVENESS_<NAME>`` (upper-case field name)."""
+        """Read every setting from ``LIVENESS_<NAME>`` (upper-case field name).
+
+        Raises :class:`SettingsError` (a ``ValueError``) naming the variable whose value
+        is not a number where one is expected, or is not one of the accepted values.
+        """
         values: dict[str, object] = {}
         for f in fields(cls):
-            raw = os.environ.get(f"LIVENESS_{f.name.upper()}")
+            name = f"LIVENESS_{f.name.upper()}"
+            raw = os.environ.get(name)
             if raw is None:
                 continue
             if f.name == "models_dir":
                 values[f.name] = Path(raw)
-            elif f.type in ("int", int):
-                values[f.name] = int(raw)
-            elif f.type in ("float", float):
-                values[f.name] = float(raw)
+            elif f.type in ("int", int, "float", float):
+                kind = int if f.type in ("int", int) else float
+                try:
+                    values[f.name] = kind(raw)
+                except ValueError:
+                    raise SettingsError(f"{name}={raw!r}: expected "
+                                        f"{'an integer' if kind is int else 'a number'}") from None
             else:
                 values[f.name] = raw
         settings = cls(**values)  # type: ignore[arg-type]
         detectors = ("blazeface", "blazeface_short", "blazeface_full", "mtcnn", "hog", "mmod")
         if settings.face_detector not in detectors:
-            raise ValueError(f"LIVENESS_FACE_DETECTOR must be one of {', '.join(detectors)}")
+            raise SettingsError(f"LIVENESS_FACE_DETECTOR={settings.face_detector!r}: must be "
+                                f"one of {', '.join(detectors)}")
         if settings.multiple_faces not in ("retry", "largest"):
-            raise ValueError("LIVENESS_MULTIPLE_FACES must be 'retry' or 'largest'")
+            raise SettingsError(f"LIVENESS_MULTIPLE_FACES={settings.multiple_faces!r}: must "
+                                "be 'retry' or 'largest'")
         if settings.job_deadline_s <= settings.visibility_timeout_s:
-            raise ValueError("LIVENESS_JOB_DEADLINE_S must exceed LIVENESS_VISIBILITY_TIMEOUT_S "
-                             "(a killed worker's task is redelivered after the latter)")
+            raise SettingsError("LIVENESS_JOB_DEADLINE_S must exceed "
+                                "LIVENESS_VISIBILITY_TIMEOUT_S (a killed worker's task is "
+                                "redelivered after the latter)")
         from common.egress import parse_allowlist
 
-        parse_allowlist(settings.webhook_allowlist)  # ValueError names a bad entry
+        try:
+            parse_allowlist(settings.webhook_allowlist)
+        except ValueError as exc:
+            raise SettingsError(f"LIVENESS_WEBHOOK_ALLOWLIST: {exc}") from None
         return settings
 
 

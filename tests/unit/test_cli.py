@@ -183,3 +183,25 @@ def test_a_test_whose_trainer_cannot_be_imported_does_not_break_train(monkeypatc
     broken = CliRunner().invoke(main, ["train", "eyes"])
     assert broken.exit_code != 0 and "cannot train 'eyes'" in broken.output
     assert "No module named 'nowhere'" in broken.output
+
+
+@pytest.mark.parametrize(("variable", "value", "words"), [
+    ("LIVENESS_FACE_DETECTOR", "haar", "LIVENESS_FACE_DETECTOR='haar': must be one of"),
+    ("LIVENESS_MIN_FACE_SIDE", "abc", "LIVENESS_MIN_FACE_SIDE='abc': expected an integer"),
+    ("LIVENESS_MAX_BLUR", "x", "LIVENESS_MAX_BLUR='x': expected a number"),
+])
+def test_a_bad_setting_is_one_line_not_a_traceback(tmp_path, variable, value, words):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(image)
+    out = subprocess.run([sys.executable, "-c", "from cli import run; run()", "score",
+                          str(image)], capture_output=True, text=True, check=False,
+                         env={**os.environ, variable: value})
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert words in out.stderr

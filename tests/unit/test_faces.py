@@ -441,3 +441,13 @@ def test_degenerate_landmarks_are_measured_on_the_box(astronaut: np.ndarray) -> 
     face = RawFace((174.0, 70.0, 279.0, 175.0), np.zeros((0, 2), np.float32), 0.9)
     result = assess_capture(astronaut, face, [face], marks, SETTINGS)
     assert 100 < result.measures["brightness"] < 180
+
+
+def test_small_face_in_a_webcam_frame_needs_the_full_range_model(astronaut) -> None:
+    """Why the default runs both BlazeFace models: short range alone misses a ~65 px face
+    in a 640x480 frame."""
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    frame[50:390, 100:440] = cv2.resize(astronaut, (340, 340), interpolation=cv2.INTER_AREA)
+    assert locate_face(frame, SETTINGS).found
+    short = dataclasses.replace(SETTINGS, face_detector="blazeface_short")
+    assert not locate_face(frame, short).found

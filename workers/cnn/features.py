@@ -1,0 +1,120 @@
+"""Frozen-backbone features of face crops at several context scales, cached in HDF5.
+
+Scales (the evidence of an attack lives at different ones):
+
+* ``face`` – the face stage's aligned crop (:func:`common.faces.face_crop`) at
+  ``context = 1.6``: the face with a margin (screen moiré, print texture, skin);
+* ``frame`` – the whole image resized to the backbone's input square: where screen
+  bezels, paper edges and fingers holding a photo are.
+
+:class:`FeatureExtractor` runs the backbone and global average pooling through one
+compiled ``tf.function`` with a fixed input signature (Keras's per-call ``predict`` is
+several times slower on CPU); :func:`extract_features` caches its output per dataset
+sample, backbone and scale in ``<cache>/<backbone>.h5`` so training heads and
+cross-validation never recompute it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from common.config import Settings
+from common.datasets.base import Sample
+from common.faces import face_crop, locate_face
+from common.result import FaceDetection
+from workers.cnn.backbones import Backbone
+
+SCALES = ("face", "frame")
+#: Context of the ``face`` scale (1.0: ArcFace's tight framing).
+FACE_CONTEXT = 1.6
+
+
+def crop_at_scale(image: np.ndarray, face: FaceDetection, scale: str, side: int) -> np.ndarray:
+    """The RGB uint8 (side, side, 3) view of ``image`` at ``scale`` (module docstring)."""
+    if scale == "face":
+        return face_crop(image, face, side, context=FACE_CONTEXT)
+    if scale == "frame":
+        return cv2.resize(np.ascontiguousarray(image), (side, side), interpolation=cv2.INTER_AREA)
+    raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
+
+
+class FeatureExtractor:
+    """Backbone + global average pooling as one compiled function: uint8 batches in,
+    float32 (N, D) features out."""
+
+    def __init__(self, backbone: Backbone, init: Path | None = None) -> None:
+        import tensorflow as tf
+
+        self.backbone = backbone
+        self.model = backbone.build(init)
+        side = backbone.input_side
+
+        @tf.function(input_signature=[tf.TensorSpec((None, side, side, 3), tf.float32)],
+                     reduce_retracing=True)
+        def pooled(x: tf.Tensor) -> tf.Tensor:
+            return tf.reduce_mean(self.model(x, training=False), axis=[1, 2])
+
+        self._pooled = pooled
+
+    def __call__(self, crops: np.ndarray, batch: int = 32) -> np.ndarray:
+        out = [np.asarray(self._pooled(self.backbone.preprocess(crops[i:i + batch])))
+               for i in range(0, len(crops), batch)]
+        return np.concatenate(out).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Cached features: ``X[scale]`` (N, D) float32, labels (1 bona fide), sample keys."""
+
+    X: dict[str, np.ndarray]
+    y: np.ndarray
+    keys: list[str]
+    collections: np.ndarray
+    attack_types: np.ndarray
+
+
+def extract_features(samples: Sequence[tuple[Sample, object]], extractor: FeatureExtractor,
+                     cache: Path, settings: Settings, batch: int = 32) -> FeatureTable:
+    """Features of every ``(sample, dataset)`` at every scale, reusing ``cache``.
+
+    The cache is one HDF5 file per backbone, a group per dataset sample key (prefixed by
+    the dataset name) holding one vector per scale; samples already there are not
+    recomputed. Images that cannot be read are skipped (and reported by key).
+    """
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    side = extractor.backbone.input_side
+    rows: list[tuple[str, Sample]] = []
+    with h5py.File(cache, "a") as store:
+        todo: list[tuple[str, Sample, object]] = []
+        for sample, dataset in samples:
+            key = f"{dataset.name}/{sample.key}"  # type: ignore[attr-defined]
+            rows.append((key, sample))
+            if key not in store:
+                todo.append((key, sample, dataset))
+        for start in range(0, len(todo), batch):
+            chunk = todo[start:start + batch]
+            crops: dict[str, list[np.ndarray]] = {s: [] for s in SCALES}
+            for _, sample, dataset in chunk:
+                image = dataset.read_image(sample)  # type: ignore[attr-defined]
+                face = locate_face(image, settings)
+                for scale in SCALES:
+                    crops[scale].append(crop_at_scale(image, face, scale, side))
+            feats = {s: extractor(np.stack(c)) for s, c in crops.items()}
+            for i, (key, _, _) in enumerate(chunk):
+                group = store.create_group(key)
+                for scale in SCALES:
+                    group.create_dataset(scale, data=feats[scale][i])
+        X = {s: np.stack([store[k][s][()] for k, _ in rows]) for s in SCALES}
+    return FeatureTable(
+        X=X,
+        y=np.array([s.label for _, s in rows], dtype=int),
+        keys=[k for k, _ in rows],
+        collections=np.array([s.collection for _, s in rows], dtype=object),
+        attack_types=np.array([s.attack_type for _, s in rows], dtype=object),
+    )

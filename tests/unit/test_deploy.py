@@ -124,7 +124,8 @@ def test_each_image_carries_only_its_pool(name):
     assert re.search(r"^USER 10001$", text, re.M)            # non-root
     assert "HEALTHCHECK" in text
     lowered = _instructions(text)
-    assert "tensorflow" not in lowered
+    assert "tensorflow" not in lowered      # TensorFlow comes only through the cnn extra
+    assert ('".[cnn]"' in text) == (name == "cnn")
     if name == "gateway":
         requirements = _instructions((DOCKER / "gateway-requirements.txt").read_text())
         for heavy in ("dlib", "opencv", "scikit", "tensorflow", "face_recognition"):
@@ -135,6 +136,7 @@ def test_each_image_carries_only_its_pool(name):
         assert f"celery -A {WORKER_APP} worker -Q {name} " in text
         assert f"celery -A {WORKER_APP} inspect ping" in text
         assert ("COPY models/quality" in text) == (name == "quality")
+        assert ("COPY models/cnn" in text) == (name == "cnn")
         if name in (FACE_QUEUE, FUSION_QUEUE):              # pipeline stages: no test model
             assert "COPY models" not in text
         assert "flask" not in (DOCKER / "worker-requirements.txt").read_text().lower()

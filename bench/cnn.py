@@ -1,0 +1,105 @@
+"""Benchmark: the CNN test, one core.
+
+Prints, per backbone, the median milliseconds of one crop through the backbone and
+global pooling (a compiled ``tf.function``, batch 1), its parameter count and float32
+size; then for the shipped model (``models/cnn``) the load time in a fresh process
+(import + model + first call), the file size, and the median milliseconds of
+``CnnTest.score`` on the astronaut with its located face (both crop scales, face stage
+excluded).
+
+Usage: python bench/cnn.py [--repeat N] [--backbone NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+from skimage import data
+
+from common.config import get_settings
+from common.faces import locate_face
+from workers.cnn.backbones import BACKBONES, get_backbone
+from workers.cnn.features import FeatureExtractor
+
+ROOT = Path(__file__).resolve().parent.parent
+LOAD_SNIPPET = """
+import os, time
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+start = time.perf_counter()
+import numpy as np
+from pathlib import Path
+from workers.cnn.scorer import CnnTest
+from common.faces import locate_face
+from skimage import data
+test = CnnTest.from_dir(Path({folder!r}))
+image = data.astronaut()
+test.score(image, locate_face(image))
+print(time.perf_counter() - start)
+"""
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--backbone", action="append", choices=list(BACKBONES))
+    args = parser.parse_args()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    print(f"{'backbone':<22}{'input':>7}{'ms / crop':>11}{'params (M)':>12}{'float32 MB':>12}")
+    for name in args.backbone or list(BACKBONES):
+        backbone = get_backbone(name)
+        extractor = FeatureExtractor(backbone)
+        side = backbone.input_side
+        crop = np.random.default_rng(0).integers(0, 256, (1, side, side, 3), dtype=np.uint8)
+        ms = median_ms(lambda e=extractor, c=crop: e(c), args.repeat)
+        params = extractor.model.count_params()  # type: ignore[attr-defined]
+        print(f"{name:<22}{side:>7}{ms:>11.1f}{params / 1e6:>12.2f}{params * 4 / 1e6:>12.1f}")
+    folder = get_settings().models_dir / "cnn"
+    if not (folder / "model.json").is_file():
+        print(f"no shipped model in {folder}")
+        return
+    from workers.cnn.scorer import CnnTest
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    load = subprocess.run([sys.executable, "-c", LOAD_SNIPPET.format(folder=str(folder))],
+                          capture_output=True, text=True, env=env, check=True, cwd=ROOT)
+    test = CnnTest.from_dir(folder)
+    image = data.astronaut()
+    face = locate_face(image)
+    ms = median_ms(lambda: test.score(image, face), args.repeat)
+    size = (folder / "model.keras").stat().st_size / 1e6
+    print(f"\nshipped {test.info.name} {test.info.version} ({', '.join(test.scales)}): "
+          f"{ms:.1f} ms per face (both crops), load {float(load.stdout.split()[-1]):.2f} s "
+          f"in a fresh process, model.keras {size:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

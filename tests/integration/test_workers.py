@@ -16,7 +16,7 @@ import redis
 import skimage.data
 from PIL import Image
 
-from common.config import Settings
+from common.config import PROJECT_ROOT, Settings
 from common.errors import NotAnImageError
 from common.fusion import NormalisedLogOddsFusion
 from common.imageio import decode_image
@@ -103,7 +103,8 @@ def test_the_cnn_pool_answers_with_the_shipped_model(jobs: JobService, astronaut
     assert job["status"] == "done", job
     detail = job["tests_detail"]["cnn"]
     assert detail["error"] is None and 0.0 <= detail["score"] <= 1.0
-    assert detail["model"].startswith("mobilenet_v2") and detail["version"]
+    shipped = json.loads((PROJECT_ROOT / "models/cnn/model.json").read_text())["info"]
+    assert (detail["model"], detail["version"]) == (shipped["name"], shipped["version"])
     local = score_image(decode_image(astronaut), load_tests(["cnn"])).to_dict()
     assert detail["score"] == pytest.approx(local["tests"]["cnn"]["score"], abs=1e-5)
     assert job["decision"] == local["decision"]

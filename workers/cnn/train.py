@@ -57,10 +57,12 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     extractor = FeatureExtractor(backbone, init)
     table = extract_features(samples, extractor, cache_dir / f"{backbone.name}.h5",
                              get_settings())
-    rows = {}
-    for combo in [(s,) for s in scales] + ([tuple(scales)] if len(scales) > 1 else []):
+    rows = {}  # every scale and the combination, whichever is shipped
+    for combo in [(s,) for s in SCALES] + [tuple(SCALES)]:
         rows["+".join(combo)] = loco_probe(table, combo, operating_point, C)
     chosen = "+".join(scales)
+    if chosen not in rows:
+        rows[chosen] = loco_probe(table, scales, operating_point, C)
     result = rows[chosen]
     if seed_head_row:
         rows[f"{chosen}, seed dense head (1024-256-32)"] = loco_seed_head(
@@ -115,7 +117,8 @@ def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
         lines.append(f"| {backbone} frozen, {name} | {s['auc_mean']:.3f} | {s['auc_min']:.3f} "
                      f"| {_pct(s['eer_mean'])} | {_pct(s['apcer_mean'])} | "
                      f"{_pct(s['bpcer_mean'])} | {_pct(s['hter_mean'])} |")
-    lines += ["", f"Per held-out collection ({info.name}):", "",
+    lines += ["", f"Shipped: **{info.name}**.", "",
+              f"Per held-out collection ({info.name}):", "",
               "| collection | AUC | EER | APCER | BPCER | HTER |", "|---|---:|---:|---:|---:|---:|"]
     for coll, r in result.per_collection.items():  # type: ignore[attr-defined]
         lines.append(f"| {coll} | {r.auc:.3f} | {_pct(r.eer)} | {_pct(r.apcer_pooled)} | "

@@ -1,7 +1,6 @@
-# Worker pool "cnn": the CNN test (workers/cnn, models/cnn: a Keras model served through a
-# compiled tf.function). The core library's dependencies (pyproject.toml) plus Celery,
-# redis-py and TensorFlow (the "cnn" extra; only this image and depth3d's carry it); no
-# Flask, no gunicorn. Consumes only the "cnn" queue; scale with
+# Worker pool "cnn": the CNN test (workers/cnn; models/cnn/model.tflite, run by LiteRT:
+# serving needs no TensorFlow, only training does). The core library's dependencies
+# (pyproject.toml) plus Celery and redis-py; no Flask, no gunicorn. Consumes only the "cnn" queue; scale with
 # `docker compose up --scale cnn=N` (compose) or its KEDA ScaledObject (deploy/k8s).
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 OMP_NUM_THREADS=1 \
@@ -13,7 +12,7 @@ COPY common ./common
 COPY workers ./workers
 # face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
 # dlib with its model files.
-RUN pip install -r /tmp/requirements.txt ".[cnn]" && useradd --uid 10001 --no-create-home liveness
+RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
 COPY models/cnn ./models/cnn
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \

@@ -95,8 +95,7 @@ def test_loco_probe_separable_and_chance() -> None:
 
 
 def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
-    """End to end on tiny generated data: train → model folder → CnnTest scores, and the
-    folded head equals the scikit-learn probe it came from."""
+    """End to end on tiny generated data: train → model folder → CnnTest scores."""
     from workers.cnn.scorer import CnnTest
     from workers.cnn.train import train_cnn
 
@@ -106,24 +105,46 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
     out = tmp_path / "model"
     card = train_cnn([root / "set_a", root / "set_b"], "livenessnet_32", out,
                      tmp_path / "cache", version="t1", command="liveness train cnn …")
-    assert card.is_file() and "Leave-one-collection-out" in card.read_text()
-    assert "seed dense head" in card.read_text()
-    assert (out / "model.keras").is_file() and (out / "evaluation" / "roc.png").is_file()
+    text = card.read_text()
+    assert "Leave-one-collection-out" in text and "seed dense head" in text
+    assert (out / "model.tflite").is_file() and (out / "evaluation" / "roc.png").is_file()
     test = CnnTest.from_dir(out)
     assert test.info.version == "t1" and test.scales == ["face", "frame"]
     image = data.astronaut()
     face = locate_face(image, Settings())
-    score = test.score(image, face)
-    assert 0.0 <= score <= 1.0
-    # the served model equals backbone features → folded logistic unit
-    extractor = FeatureExtractor(get_backbone("livenessnet_32"))
-    extractor.model = test.model.get_layer("livenessnet_32")
-    feats = np.concatenate([extractor(crop_at_scale(image, face, s, 32)[None])
-                            for s in ("face", "frame")], axis=1)
-    w, b = test.model.get_layer("p_live").get_weights()
-    assert score == pytest.approx(float(1 / (1 + np.exp(-(feats @ w + b)[0, 0]))), rel=1e-4)
+    assert 0.0 <= test.score(image, face) <= 1.0
     with pytest.raises(ModelError, match="needs the face"):
         test.score(image, None)
+
+
+def test_served_tflite_equals_the_keras_model(tmp_path) -> None:
+    """The folder's TFLite model gives the Keras scoring model's P(live), and the folded
+    head equals sigmoid(features · w + b)."""
+    import keras
+
+    from common.estimator import ModelInfo
+    from workers.cnn.model import build_scoring_model, save_model_folder
+    from workers.cnn.scorer import CnnTest
+
+    keras.utils.set_random_seed(1)
+    backbone = get_backbone("livenessnet_32")
+    trunk = backbone.build(None)
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=64).astype(np.float32) * 0.1, 0.2
+    model = build_scoring_model(backbone, trunk, ["face", "frame"], w, b)
+    info = ModelInfo(test="cnn", name="tiny", version="1", threshold=0.5)
+    save_model_folder(tmp_path, model, info, backbone, ["face", "frame"])
+    test = CnnTest.from_dir(tmp_path)
+    image = data.astronaut()
+    face = locate_face(image, Settings())
+    crops = test.crops(image, face)
+    expected = float(np.asarray(model(crops, training=False))[0, 0])
+    assert test.score(image, face) == pytest.approx(expected, abs=1e-5)
+    extractor = FeatureExtractor(backbone)
+    extractor.model = trunk
+    feats = np.concatenate([extractor(crop_at_scale(image, face, s, 32)[None])
+                            for s in ("face", "frame")], axis=1)
+    assert expected == pytest.approx(float(1 / (1 + np.exp(-(feats @ w + b)[0]))), abs=1e-5)
 
 
 def test_a_tampered_cnn_model_is_refused(tmp_path) -> None:

@@ -124,8 +124,7 @@ def test_each_image_carries_only_its_pool(name):
     assert re.search(r"^USER 10001$", text, re.M)            # non-root
     assert "HEALTHCHECK" in text
     lowered = _instructions(text)
-    assert "tensorflow" not in lowered      # TensorFlow comes only through the cnn extra
-    assert ('".[cnn]"' in text) == (name == "cnn")
+    assert "tensorflow" not in lowered and "[cnn]" not in lowered  # serving uses LiteRT
     if name == "gateway":
         requirements = _instructions((DOCKER / "gateway-requirements.txt").read_text())
         for heavy in ("dlib", "opencv", "scikit", "tensorflow", "face_recognition"):

@@ -7,14 +7,15 @@ vectors are concatenated in scale order and a dense sigmoid unit gives P(live) (
 A standardised logistic regression fitted on the cached features is folded into that
 unit exactly: ``w' = w / σ``, ``b' = b − Σ w μ / σ``.
 
-The folder ``models/cnn/`` holds ``model.keras`` (architecture and weights; loaded with
-Keras's ``safe_mode``, which refuses code) and ``model.json`` (info, threshold, the
-backbone and scales, and the file's SHA-256).
+The folder ``models/cnn/`` holds ``model.tflite`` — the Keras model converted by
+TensorFlow's TFLite converter and served by LiteRT, so the serving process imports no
+TensorFlow (it loads in a fraction of a second; the conversion's output equals Keras's to
+float precision, checked when the folder is written) — and ``model.json`` (info,
+threshold, the backbone and scales, and the file's SHA-256).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ from common.estimator import ModelInfo
 from common.modelfolder import write_model_folder
 from workers.cnn.backbones import Backbone
 
-MODEL_FILE = "model.keras"
+MODEL_FILE = "model.tflite"
 FORMAT = "workers.cnn.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def fold_standardised_logistic(pipeline: Any) -> tuple[np.ndarray, float]:
@@ -58,17 +59,69 @@ def build_scoring_model(backbone: Backbone, trunk: Any, scales: Sequence[str],
     return keras.Model(inputs, out, name=f"cnn_{backbone.name}")
 
 
-def model_bytes(model: Any) -> bytes:
-    """The ``.keras`` file of ``model``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / MODEL_FILE
-        model.save(path)
-        return path.read_bytes()
+def tflite_bytes(model: Any, check_inputs: Sequence[np.ndarray] | None = None) -> bytes:
+    """``model`` converted to a ``.tflite`` flatbuffer (float32, no quantisation).
+
+    With ``check_inputs`` (one float32 batch per model input) the converted model is run
+    by LiteRT and must match Keras to 1e-4; raises ``ValueError`` otherwise.
+    """
+    import tensorflow as tf
+
+    data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    if check_inputs is not None:
+        expected = np.asarray(model(list(check_inputs), training=False))
+        got = run_tflite(TfliteRunner(data), check_inputs)
+        if not np.allclose(got, expected, atol=1e-4):
+            raise ValueError(f"the TFLite conversion differs from Keras: {got} vs {expected}")
+    return data
+
+
+class TfliteRunner:
+    """A LiteRT interpreter over a ``.tflite`` model (bytes or path); inputs in the
+    model's input order (by name: ``<scale>``), one lock per interpreter."""
+
+    def __init__(self, model: bytes | Path, names: Sequence[str] | None = None) -> None:
+        import threading
+
+        from ai_edge_litert.interpreter import Interpreter
+
+        kwargs = ({"model_content": model} if isinstance(model, bytes)
+                  else {"model_path": str(model)})
+        self._interpreter = Interpreter(num_threads=1, **kwargs)
+        self._interpreter.allocate_tensors()
+        details = self._interpreter.get_input_details()
+        if names:  # order the inputs as the scales: TFLite names them serving_default_<x>
+            order = []
+            for name in names:
+                match = [d for d in details if d["name"].split(":")[0].endswith(name)]
+                if len(match) != 1:
+                    raise ValueError(f"no single TFLite input named like {name!r}")
+                order.append(match[0])
+            details = order
+        self._inputs = [d["index"] for d in details]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._lock = threading.Lock()
+
+    def __call__(self, batches: Sequence[np.ndarray]) -> np.ndarray:
+        with self._lock:
+            for index, batch in zip(self._inputs, batches, strict=True):
+                self._interpreter.resize_tensor_input(index, batch.shape)
+            self._interpreter.allocate_tensors()
+            for index, batch in zip(self._inputs, batches, strict=True):
+                self._interpreter.set_tensor(index, np.ascontiguousarray(batch, np.float32))
+            self._interpreter.invoke()
+            return np.array(self._interpreter.get_tensor(self._output))
+
+
+def run_tflite(runner: TfliteRunner, batches: Sequence[np.ndarray]) -> np.ndarray:
+    """P(live) (N, 1) for one normalised float32 batch per input."""
+    return runner(batches)
 
 
 def save_model_folder(folder: Path, model: Any, info: ModelInfo, backbone: Backbone,
-                      scales: Sequence[str], extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model.keras`` and ``model.json`` (returns the latter's path)."""
+                      scales: Sequence[str], extra: dict[str, Any] | None = None,
+                      check_inputs: Sequence[np.ndarray] | None = None) -> Path:
+    """Write ``model.tflite`` and ``model.json`` (returns the latter's path)."""
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -76,11 +129,5 @@ def save_model_folder(folder: Path, model: Any, info: ModelInfo, backbone: Backb
         "params": {"backbone": backbone.name, "input_side": backbone.input_side,
                    "scales": list(scales), **(extra or {})},
     }
-    return write_model_folder(folder, manifest, {MODEL_FILE: model_bytes(model)})
-
-
-def load_keras(path: Path) -> Any:
-    """Load a ``.keras`` file with ``safe_mode`` (no lambda layers, no code)."""
-    import keras
-
-    return keras.models.load_model(path, compile=False, safe_mode=True)
+    return write_model_folder(folder, manifest,
+                              {MODEL_FILE: tflite_bytes(model, check_inputs)})

@@ -88,7 +88,12 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
                                     for c, r in result.per_collection.items()}},
         notes="frozen ImageNet backbone + standardised logistic head (no fine-tuning yet)",
     )
-    save_model_folder(out, model, info, backbone, scales, {"C": C, "init": str(init or "")})
+    rng = np.random.default_rng(0)
+    side = backbone.input_side
+    check = [backbone.preprocess(rng.integers(0, 256, (2, side, side, 3), dtype=np.uint8))
+             for _ in scales]
+    save_model_folder(out, model, info, backbone, scales, {"C": C, "init": str(init or "")},
+                      check_inputs=check)
     report_paths = write_report(pooled, out / "evaluation", f"cnn {info.name}: pooled "
                                 "leave-one-collection-out scores", result.oof, table.y,
                                 table.attack_types)

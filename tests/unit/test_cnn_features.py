@@ -104,9 +104,11 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
         make_folder(root, name)
     out = tmp_path / "model"
     card = train_cnn([root / "set_a", root / "set_b"], "livenessnet_32", out,
-                     tmp_path / "cache", version="t1", command="liveness train cnn …")
+                     tmp_path / "cache", version="t1", command="liveness train cnn …",
+                     compare=["mobilenet_v2_035_96"])
     text = card.read_text()
     assert "Leave-one-collection-out" in text and "seed dense head" in text
+    assert "| mobilenet_v2_035_96 frozen, face+frame |" in text and " ms, " in text
     assert (out / "model.tflite").is_file() and (out / "evaluation" / "roc.png").is_file()
     test = CnnTest.from_dir(out)
     assert test.info.version == "t1" and test.scales == ["face", "frame"]

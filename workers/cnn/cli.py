@@ -34,17 +34,20 @@ from workers.cnn.features import SCALES
 @click.option("--operating-point", default="eer", show_default=True,
               help="Threshold rule on the leave-one-collection-out scores: eer, apcer=0.05, …")
 @click.option("--version", "model_version", default=None, help="Model version (default: date).")
+@click.option("--compare", multiple=True, type=click.Choice(list(BACKBONES)),
+              help="Other backbones to compare in the card's table (repeatable).")
 def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: str | None,
                       out: str, cache_dir: str, C: float, operating_point: str,
-                      model_version: str | None) -> None:
+                      model_version: str | None, compare: tuple[str, ...]) -> None:
     """Cache backbone features, validate leave-one-collection-out, write model + card."""
     from workers.cnn.train import train_cnn
 
     command = ("liveness train cnn " + " ".join(f"--data {shlex.quote(d)}" for d in data)
-               + f" --backbone {backbone} --scales {scales} --out {shlex.quote(out)}")
+               + f" --backbone {backbone} --scales {scales} --out {shlex.quote(out)}"
+               + "".join(f" --compare {c}" for c in compare))
     card = train_cnn([Path(d) for d in data], backbone, Path(out), Path(cache_dir),
                      [s for s in scales.split(",") if s], C, operating_point, model_version,
-                     command, Path(init) if init else None)
+                     command, Path(init) if init else None, compare=compare)
     click.echo(f"model and card written to {out} ({card.name})", err=True)
 
 

@@ -9,6 +9,8 @@ augmentation is the next stage and is not built yet (see the model card).
 from __future__ import annotations
 
 import datetime as dt
+import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,11 +40,13 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
               scales: Sequence[str] = SCALES, C: float = 0.01,
               operating_point: str = "eer", version: str | None = None,
               command: str = "", init: Path | None = None,
-              seed_head_row: bool = True) -> Path:
-    """Train, validate and write ``out/`` (model.json, model.keras, MODEL_CARD.md, plots).
+              seed_head_row: bool = True, compare: Sequence[str] = ()) -> Path:
+    """Train, validate and write ``out/`` (model.json, model.tflite, MODEL_CARD.md, plots).
 
-    The card also compares the seed's dense head on the same features
-    (``seed_head_row``). Returns the card's path. Raises
+    The card's table has every scale and their combination for the trained backbone and
+    for each backbone in ``compare`` (frozen, same head), the seed's dense head on the
+    shipped features (``seed_head_row``), and each backbone's latency per crop (compiled
+    ``tf.function``, one core) and float32 size. Returns the card's path. Raises
     :class:`common.errors.ModelError` for an unknown backbone or missing weights,
     ``ValueError`` for an unknown scale.
     """
@@ -57,16 +61,23 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     extractor = FeatureExtractor(backbone, init)
     table = extract_features(samples, extractor, cache_dir / f"{backbone.name}.h5",
                              get_settings())
-    rows = {}  # every scale and the combination, whichever is shipped
-    for combo in [(s,) for s in SCALES] + [tuple(SCALES)]:
-        rows["+".join(combo)] = loco_probe(table, combo, operating_point, C)
+    rows: dict[str, tuple[object, str]] = {}  # label → (LOCO result, cost)
     chosen = "+".join(scales)
-    if chosen not in rows:
-        rows[chosen] = loco_probe(table, scales, operating_point, C)
-    result = rows[chosen]
+    for name in [backbone.name, *[c for c in compare if c != backbone.name]]:
+        other = extractor if name == backbone.name else FeatureExtractor(get_backbone(name))
+        feats = table if name == backbone.name else extract_features(
+            samples, other, cache_dir / f"{name}.h5", get_settings())
+        cost = _cost(other)
+        combos = [(s,) for s in SCALES] + [tuple(SCALES)]
+        if name == backbone.name and tuple(scales) not in combos:
+            combos.append(tuple(scales))
+        for combo in combos:
+            label = f"{name} frozen, {'+'.join(combo)}"
+            rows[label] = (loco_probe(feats, combo, operating_point, C), cost)
+    result = rows[f"{backbone.name} frozen, {chosen}"][0]
     if seed_head_row:
-        rows[f"{chosen}, seed dense head (1024-256-32)"] = loco_seed_head(
-            table, scales, operating_point)
+        rows[f"{backbone.name} frozen, {chosen}, seed dense head (1024-256-32)"] = (
+            loco_seed_head(table, scales, operating_point), _cost(extractor))
     pooled = evaluate(result.oof, table.y, table.attack_types,
                       operating_point=operating_point)
     final = probe_model(C).fit(np.concatenate([table.X[s] for s in scales], axis=1),
@@ -103,6 +114,20 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     return card
 
 
+def _cost(extractor: FeatureExtractor, repeat: int = 10) -> str:
+    """Median ms per crop (batch 1, this process's threads) and float32 MB of a backbone."""
+    side = extractor.backbone.input_side
+    crop = np.zeros((1, side, side, 3), np.uint8)
+    extractor(crop)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        extractor(crop)
+        times.append(time.perf_counter() - start)
+    params = extractor.model.count_params()  # type: ignore[attr-defined]
+    return f"{1000 * statistics.median(times):.1f} ms, {params * 4 / 1e6:.1f} MB"
+
+
 def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
           command: str, report_paths: dict[str, Path]) -> str:
     lines = [
@@ -114,14 +139,15 @@ def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
         "## Leave-one-collection-out (each collection held out in turn; head and threshold "
         "fitted on the others)",
         "",
-        "| input | mean AUC | worst AUC | mean EER | mean APCER | mean BPCER | mean HTER |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| backbone, input | mean AUC | worst AUC | mean EER | mean APCER | mean BPCER | "
+        "mean HTER | per crop, size |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for name, res in rows.items():
+    for name, (res, cost) in rows.items():
         s = summary_row(res)
-        lines.append(f"| {backbone} frozen, {name} | {s['auc_mean']:.3f} | {s['auc_min']:.3f} "
+        lines.append(f"| {name} | {s['auc_mean']:.3f} | {s['auc_min']:.3f} "
                      f"| {_pct(s['eer_mean'])} | {_pct(s['apcer_mean'])} | "
-                     f"{_pct(s['bpcer_mean'])} | {_pct(s['hter_mean'])} |")
+                     f"{_pct(s['bpcer_mean'])} | {_pct(s['hter_mean'])} | {cost} |")
     lines += ["", f"Shipped: **{info.name}**.", "",
               f"Per held-out collection ({info.name}):", "",
               "| collection | AUC | EER | APCER | BPCER | HTER |", "|---|---:|---:|---:|---:|---:|"]
@@ -132,9 +158,10 @@ def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
         "",
         "## Model",
         "",
-        f"- Backbone: `{backbone}` ({init}), frozen; global average pooling per crop scale "
-        "(`face`: the aligned face crop at context 1.6; `frame`: the whole image), "
-        "concatenated; a standardised L2 logistic regression folded into one sigmoid unit.",
+        f"- Backbone: `{backbone}` ({init}), frozen; global average pooling of each crop "
+        "scale the model uses (`face`: the aligned face crop at context 1.6; `frame`: the "
+        "whole image; several are concatenated); a standardised L2 logistic regression "
+        "folded into one sigmoid unit; served as `model.tflite` by LiteRT.",
         f"- Threshold {info.threshold:.4f}: {info.threshold_rule}.",
         "- Not yet done: fine-tuning of the last blocks with capture-chain augmentation, the "
         "from-scratch comparison rows (ResNet50, MobileNetV2-0.35@96, LivenessNet@32) and "

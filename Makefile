@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test lint bench face-coverage faults train-quality evaluate-quality clean
+.PHONY: help setup run test lint bench face-coverage faults train-quality train-cnn evaluate-quality clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,7 @@ bench: setup  ## Print the hot-path benchmarks
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/faces.py
+	$(BIN)/python bench/cnn.py
 	$(BIN)/python bench/e2e.py
 
 face-coverage: setup  ## Faces found per collection of $(DATA), hard variants, capture-check pass rate (~15 min)
@@ -54,6 +55,11 @@ faults: setup  ## Fault scenarios against a real `liveness serve` (about 5 minut
 
 train-quality: setup  ## Retrain the shipped W-IQA model from $(DATA)
 	$(BIN)/liveness train quality --data $(DATA)/nuaa_train --data $(DATA)/replay_dev --out models/quality
+
+train-cnn: setup  ## Retrain the shipped CNN model from $(DATA) (features cached in .cache/cnn-features)
+	$(BIN)/liveness train cnn --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
+	    --data $(DATA)/replay_extra --backbone efficientnet_lite0 --scales frame \
+	    --compare mobilenet_v2 --out models/cnn
 
 evaluate-quality: setup  ## ISO report of the shipped pipeline on $(DATA) (in-sample: see the model card)
 	$(BIN)/liveness evaluate --data $(DATA)/nuaa_train --data $(DATA)/replay_dev --out runs/evaluate

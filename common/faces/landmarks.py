@@ -27,8 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from common.errors import ModelError
-from common.faces.blazeface import model_dir
+from common.faces.blazeface import load_interpreter, model_dir
 
 #: Mesh indices averaged for each of the five points (MediaPipe canonical face model).
 FIVE_POINT_INDICES: tuple[tuple[int, ...], ...] = (
@@ -109,14 +108,7 @@ class FaceMesh:
     """
 
     def __init__(self, num_threads: int = 1) -> None:
-        path = model_dir() / "face_landmark.tflite"
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        except (ImportError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"cannot load Face Mesh from {path}: {exc}") from exc
+        self._interpreter = load_interpreter(model_dir() / "face_landmark.tflite", num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = self._interpreter.get_output_details()
         by_width = {int(d["shape"][-1]): d["index"] for d in outputs}

@@ -12,11 +12,11 @@ import sys
 import types
 import zipfile
 
-import cv2
 import numpy as np
 import pytest
 from skimage import data
 
+from workers.cnn.imagenet_port import imagenet_centre_crop
 from workers.cnn.torch_checkpoint import LEGACY_MAGIC, CheckpointError, load_state_dict
 
 # --- writing checkpoints the way torch.save does, with stand-in torch classes ------------
@@ -140,12 +140,9 @@ def test_code_in_a_checkpoint_is_refused_not_run(tmp_path) -> None:
 # --- the port ------------------------------------------------------------------------------
 
 
-def _centre_224(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    s = 256 / min(h, w)
-    image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    h, w = image.shape[:2]
-    return image[(h - 224) // 2:(h - 224) // 2 + 224, (w - 224) // 2:(w - 224) // 2 + 224]
+def _photos() -> np.ndarray:
+    """scikit-image's coffee and cat photos, ImageNet-cropped to 224 (uint8, (2, 224, 224, 3))."""
+    return np.stack([imagenet_centre_crop(data.coffee()), imagenet_centre_crop(data.chelsea())])
 
 
 ESPRESSO_OR_CUP = {967, 968, 504}  # espresso, cup, coffee mug
@@ -156,7 +153,7 @@ def test_mobilenet_v2_imagenet_port_top5() -> None:
     from workers.cnn.imagenet_port import mobilenet_v2_imagenet, torch_preprocess
 
     model = mobilenet_v2_imagenet(include_top=True)
-    batch = torch_preprocess(np.stack([_centre_224(data.coffee()), _centre_224(data.chelsea())]))
+    batch = torch_preprocess(_photos())
     probs = np.asarray(model(batch, training=False))
     coffee, cat = (set(np.argsort(-p)[:5].tolist()) for p in probs)
     assert coffee & ESPRESSO_OR_CUP, coffee
@@ -169,7 +166,7 @@ def test_efficientnet_lite0_imagenet_port_top5() -> None:
     from workers.cnn.imagenet_port import efficientnet_lite0_imagenet
 
     model = efficientnet_lite0_imagenet(include_top=True)
-    batch = lite_preprocess(np.stack([_centre_224(data.coffee()), _centre_224(data.chelsea())]))
+    batch = lite_preprocess(_photos())
     probs = np.asarray(model(batch, training=False))
     coffee, cat = (set(np.argsort(-p)[:5].tolist()) for p in probs)
     assert coffee & ESPRESSO_OR_CUP, coffee

@@ -7,7 +7,6 @@ import shlex
 from pathlib import Path
 
 import click
-import cv2
 import numpy as np
 
 from workers.cnn.backbones import BACKBONES
@@ -63,12 +62,13 @@ def port_weights(out: Path) -> list[str]:
     from workers.cnn.efficientnet_lite import lite_preprocess
     from workers.cnn.imagenet_port import (
         efficientnet_lite0_imagenet,
+        imagenet_centre_crop,
         mobilenet_v2_imagenet,
         torch_preprocess,
     )
 
     out.mkdir(parents=True, exist_ok=True)
-    photos = np.stack([_centre(data.coffee()), _centre(data.chelsea())])
+    photos = np.stack([imagenet_centre_crop(data.coffee()), imagenet_centre_crop(data.chelsea())])
     lines = []
     for name, build, preprocess in (("mobilenet_v2", mobilenet_v2_imagenet, torch_preprocess),
                                     ("efficientnet_lite0", efficientnet_lite0_imagenet,
@@ -80,12 +80,3 @@ def port_weights(out: Path) -> list[str]:
         build(224, include_top=False).save_weights(path)  # type: ignore[attr-defined]
         lines.append(f"{name}: ImageNet top-5 coffee {top[0]}, cat {top[1]} -> {path}")
     return lines
-
-
-def _centre(image: np.ndarray) -> np.ndarray:
-    """The central 224×224 of the image resized so its shorter side is 256 (ImageNet's)."""
-    h, w = image.shape[:2]
-    s = 256 / min(h, w)
-    image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    h, w = image.shape[:2]
-    return image[(h - 224) // 2:(h - 224) // 2 + 224, (w - 224) // 2:(w - 224) // 2 + 224]

@@ -32,6 +32,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from workers.cnn.imagenet_port import batch_norm, conv_kernel, depthwise_kernel
+
 #: (repeats, kernel, stride, expand ratio, output channels) per stage.
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
           (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
@@ -94,11 +96,10 @@ def efficientnet_lite0(input_side: int = 224, include_top: bool = False,
 def lite0_weights(sd: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     """The PyTorch Lite0 state dict → {Keras layer name: weights} of this model."""
     def conv(w: np.ndarray) -> list[np.ndarray]:
-        return [np.transpose(w, (2, 3, 1, 0))]
+        return [conv_kernel(w)]
 
     def bn(prefix: str) -> list[np.ndarray]:
-        return [sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], sd[f"{prefix}.running_mean"],
-                sd[f"{prefix}.running_var"]]
+        return batch_norm(sd, prefix)
 
     out = {"stem": conv(sd["_conv_stem.weight"]), "stem_bn": bn("_bn0")}
     for i, (_, _, expand, _, _) in enumerate(block_configs()):
@@ -106,8 +107,7 @@ def lite0_weights(sd: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
         if expand != 1:
             out[f"block{i}_expand"] = conv(sd[f"{b}._expand_conv.weight"])
             out[f"block{i}_expand_bn"] = bn(f"{b}._bn0")
-        out[f"block{i}_depthwise"] = [np.transpose(sd[f"{b}._depthwise_conv.weight"],
-                                                   (2, 3, 0, 1))]
+        out[f"block{i}_depthwise"] = [depthwise_kernel(sd[f"{b}._depthwise_conv.weight"])]
         out[f"block{i}_depthwise_bn"] = bn(f"{b}._bn1")
         out[f"block{i}_project"] = conv(sd[f"{b}._project_conv.weight"])
         out[f"block{i}_project_bn"] = bn(f"{b}._bn2")

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from common.errors import ModelError
@@ -60,15 +61,29 @@ def torch_preprocess(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
 
 
-def _conv(w: np.ndarray) -> np.ndarray:
+def imagenet_centre_crop(image: np.ndarray, side: int = 224) -> np.ndarray:
+    """ImageNet's evaluation crop: resize so the shorter side is ``side × 8/7`` (256 for
+    224), then the central ``side``² (RGB uint8 in, RGB uint8 out)."""
+    h, w = image.shape[:2]
+    s = round(side * 8 / 7) / min(h, w)
+    image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[top:top + side, left:left + side]
+
+
+def conv_kernel(w: np.ndarray) -> np.ndarray:
+    """PyTorch convolution weights (out, in, kh, kw) → Keras (kh, kw, in, out)."""
     return np.transpose(w, (2, 3, 1, 0))
 
 
-def _depthwise(w: np.ndarray) -> np.ndarray:
+def depthwise_kernel(w: np.ndarray) -> np.ndarray:
+    """PyTorch depthwise weights (C, 1, kh, kw) → Keras (kh, kw, C, 1)."""
     return np.transpose(w, (2, 3, 0, 1))
 
 
-def _bn(sd: Mapping[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+def batch_norm(sd: Mapping[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+    """A PyTorch batch norm's weight, bias, running mean and variance, Keras's order."""
     return [sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], sd[f"{prefix}.running_mean"],
             sd[f"{prefix}.running_var"]]
 
@@ -77,25 +92,25 @@ def mobilenet_v2_weights(sd: Mapping[str, np.ndarray]) -> dict[str, list[np.ndar
     """torchvision MobileNetV2 state dict → {Keras layer name: weights}, including the
     classifier as ``predictions``."""
     out: dict[str, list[np.ndarray]] = {
-        "Conv1": [_conv(sd["features.0.0.weight"])],
-        "bn_Conv1": _bn(sd, "features.0.1"),
+        "Conv1": [conv_kernel(sd["features.0.0.weight"])],
+        "bn_Conv1": batch_norm(sd, "features.0.1"),
         # block 0: no expansion (depthwise, project)
-        "expanded_conv_depthwise": [_depthwise(sd["features.1.conv.0.0.weight"])],
-        "expanded_conv_depthwise_BN": _bn(sd, "features.1.conv.0.1"),
-        "expanded_conv_project": [_conv(sd["features.1.conv.1.weight"])],
-        "expanded_conv_project_BN": _bn(sd, "features.1.conv.2"),
+        "expanded_conv_depthwise": [depthwise_kernel(sd["features.1.conv.0.0.weight"])],
+        "expanded_conv_depthwise_BN": batch_norm(sd, "features.1.conv.0.1"),
+        "expanded_conv_project": [conv_kernel(sd["features.1.conv.1.weight"])],
+        "expanded_conv_project_BN": batch_norm(sd, "features.1.conv.2"),
     }
     for block in range(1, 17):
         t = f"features.{block + 1}.conv"
         k = f"block_{block}"
-        out[f"{k}_expand"] = [_conv(sd[f"{t}.0.0.weight"])]
-        out[f"{k}_expand_BN"] = _bn(sd, f"{t}.0.1")
-        out[f"{k}_depthwise"] = [_depthwise(sd[f"{t}.1.0.weight"])]
-        out[f"{k}_depthwise_BN"] = _bn(sd, f"{t}.1.1")
-        out[f"{k}_project"] = [_conv(sd[f"{t}.2.weight"])]
-        out[f"{k}_project_BN"] = _bn(sd, f"{t}.3")
-    out["Conv_1"] = [_conv(sd["features.18.0.weight"])]
-    out["Conv_1_bn"] = _bn(sd, "features.18.1")
+        out[f"{k}_expand"] = [conv_kernel(sd[f"{t}.0.0.weight"])]
+        out[f"{k}_expand_BN"] = batch_norm(sd, f"{t}.0.1")
+        out[f"{k}_depthwise"] = [depthwise_kernel(sd[f"{t}.1.0.weight"])]
+        out[f"{k}_depthwise_BN"] = batch_norm(sd, f"{t}.1.1")
+        out[f"{k}_project"] = [conv_kernel(sd[f"{t}.2.weight"])]
+        out[f"{k}_project_BN"] = batch_norm(sd, f"{t}.3")
+    out["Conv_1"] = [conv_kernel(sd["features.18.0.weight"])]
+    out["Conv_1_bn"] = batch_norm(sd, "features.18.1")
     out["predictions"] = [sd["classifier.1.weight"].T, sd["classifier.1.bias"]]
     return out
 

@@ -70,7 +70,7 @@ def tflite_bytes(model: Any, check_inputs: Sequence[np.ndarray] | None = None) -
     data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     if check_inputs is not None:
         expected = np.asarray(model(list(check_inputs), training=False))
-        got = run_tflite(TfliteRunner(data), check_inputs)
+        got = TfliteRunner(data)(check_inputs)
         if not np.allclose(got, expected, atol=1e-4):
             raise ValueError(f"the TFLite conversion differs from Keras: {got} vs {expected}")
     return data
@@ -111,11 +111,6 @@ class TfliteRunner:
                 self._interpreter.set_tensor(index, np.ascontiguousarray(batch, np.float32))
             self._interpreter.invoke()
             return np.array(self._interpreter.get_tensor(self._output))
-
-
-def run_tflite(runner: TfliteRunner, batches: Sequence[np.ndarray]) -> np.ndarray:
-    """P(live) (N, 1) for one normalised float32 batch per input."""
-    return runner(batches)
 
 
 def save_model_folder(folder: Path, model: Any, info: ModelInfo, backbone: Backbone,

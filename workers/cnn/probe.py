@@ -9,7 +9,7 @@ collections only, so the held-out HTER is what a new deployment would see.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +35,14 @@ class LocoResult:
     oof: np.ndarray
 
 
-def loco_probe(table: FeatureTable, scales: Sequence[str], operating_point: str = "eer",
-               C: float = 0.1) -> LocoResult:
-    """Leave-one-collection-out evaluation of a probe on the features of ``scales``."""
+FitScores = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _loco(table: FeatureTable, scales: Sequence[str], operating_point: str,
+          fit_scores: FitScores) -> LocoResult:
+    """Hold out each collection in turn: ``fit_scores(X_train, y_train, X_test)`` fits on
+    the others and returns the training and held-out P(live); the threshold comes from
+    the training scores at ``operating_point``."""
     X = np.concatenate([table.X[s] for s in scales], axis=1)
     y, types, colls = table.y, table.attack_types, table.collections
     oof = np.full(len(y), np.nan)
@@ -47,15 +52,24 @@ def loco_probe(table: FeatureTable, scales: Sequence[str], operating_point: str 
         train = ~test
         if len(np.unique(y[train])) < 2:
             continue
-        model = probe_model(C).fit(X[train], y[train])  # type: ignore[attr-defined]
-        train_scores = model.predict_proba(X[train])[:, 1]  # type: ignore[attr-defined]
+        train_scores, oof[test] = fit_scores(X[train], y[train], X[test])
         threshold = threshold_at_operating_point(train_scores, y[train], operating_point,
                                                  types[train])
-        oof[test] = model.predict_proba(X[test])[:, 1]  # type: ignore[attr-defined]
         if len(np.unique(y[test])) == 2:
             reports[str(held_out)] = evaluate(oof[test], y[test], types[test],
                                               threshold=threshold)
     return LocoResult(reports, oof)
+
+
+def loco_probe(table: FeatureTable, scales: Sequence[str], operating_point: str = "eer",
+               C: float = 0.1) -> LocoResult:
+    """Leave-one-collection-out evaluation of a probe on the features of ``scales``."""
+    def fit_scores(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        model = probe_model(C).fit(xtr, ytr)  # type: ignore[attr-defined]
+        return model.predict_proba(xtr)[:, 1], model.predict_proba(xte)[:, 1]
+
+    return _loco(table, scales, operating_point, fit_scores)
 
 
 def seed_head(dim: int, seed: int = 0) -> object:
@@ -81,25 +95,17 @@ def loco_seed_head(table: FeatureTable, scales: Sequence[str], operating_point: 
                    epochs: int = 15) -> LocoResult:
     """Leave-one-collection-out evaluation of :func:`seed_head` on standardised features
     (Adam 1e-3, batch 64, ``epochs``; threshold on the training collections' scores)."""
-    X = np.concatenate([table.X[s] for s in scales], axis=1)
-    y, types, colls = table.y, table.attack_types, table.collections
-    oof = np.full(len(y), np.nan)
-    reports: dict[str, EvaluationReport] = {}
-    for held_out in sorted(set(colls)):
-        test = colls == held_out
-        train = ~test
-        mean, std = X[train].mean(0), X[train].std(0) + 1e-6
-        model = seed_head(X.shape[1])
-        xtr, xte = (X[train] - mean) / std, (X[test] - mean) / std
-        model.fit(xtr, y[train], epochs=epochs, batch_size=64, verbose=0)  # type: ignore[attr-defined]
-        train_scores = model.predict(xtr, verbose=0)[:, 0]  # type: ignore[attr-defined]
-        threshold = threshold_at_operating_point(train_scores, y[train], operating_point,
-                                                 types[train])
-        oof[test] = model.predict(xte, verbose=0)[:, 0]  # type: ignore[attr-defined]
-        if len(np.unique(y[test])) == 2:
-            reports[str(held_out)] = evaluate(oof[test], y[test], types[test],
-                                              threshold=threshold)
-    return LocoResult(reports, oof)
+    def fit_scores(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = xtr.mean(0), xtr.std(0) + 1e-6
+        xtr, xte = (xtr - mean) / std, (xte - mean) / std
+        model = seed_head(xtr.shape[1])
+        model.fit(xtr, ytr, epochs=epochs, batch_size=64, verbose=0)  # type: ignore[attr-defined]
+        # batch evaluation of whole folds (not a per-image serving path)
+        return (model.predict(xtr, verbose=0)[:, 0],  # type: ignore[attr-defined]
+                model.predict(xte, verbose=0)[:, 0])  # type: ignore[attr-defined]
+
+    return _loco(table, scales, operating_point, fit_scores)
 
 
 def summary_row(result: LocoResult) -> dict[str, float]:

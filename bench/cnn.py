@@ -4,8 +4,9 @@ Prints, per backbone, the median milliseconds of one crop through the backbone a
 global pooling (a compiled ``tf.function``, batch 1), its parameter count and float32
 size; then for the shipped model (``models/cnn``) the load time in a fresh process
 (import + model + first call), the file size, and the median milliseconds of
-``CnnTest.score`` (LiteRT) on the astronaut with its located face (both crop scales, face stage
-excluded).
+``CnnTest.score`` (LiteRT) on the astronaut with its located face (every crop scale the
+model uses, face stage excluded) and of ``CnnTest.explain`` (score + Grad-CAM PNG, only
+for jobs submitted with ``explain=true``).
 
 Usage: python bench/cnn.py [--repeat N] [--backbone NAME ...]
 """
@@ -95,12 +96,14 @@ def main() -> None:
     image = data.astronaut()
     face = locate_face(image)
     ms = median_ms(lambda: test.score(image, face), args.repeat)
+    explain_ms = median_ms(lambda: test.explain(image, face), args.repeat)
     from workers.cnn.model import MODEL_FILE
 
     size = (folder / MODEL_FILE).stat().st_size / 1e6
     print(f"\nshipped {test.info.name} {test.info.version} ({', '.join(test.scales)}): "
           f"{ms:.1f} ms per face (all its crops), load {float(load.stdout.split()[-1]):.2f} s "
-          f"in a fresh process, {MODEL_FILE} {size:.1f} MB")
+          f"in a fresh process, {MODEL_FILE} {size:.1f} MB; with the Grad-CAM PNG "
+          f"(explain=true) {explain_ms:.1f} ms")
 
 
 if __name__ == "__main__":

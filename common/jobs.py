@@ -47,10 +47,13 @@ __all__ = ["IdempotencyConflictError", "JobService", "OverloadedError", "StoreUn
            "UnknownTestError", "job_view"]
 
 
-def request_fingerprint(image: bytes, tests: Iterable[str], callback_url: str | None) -> str:
+def request_fingerprint(image: bytes, tests: Iterable[str], callback_url: str | None,
+                        explain: bool = False) -> str:
     """SHA-256 hex of what makes two submissions the same request."""
     digest = hashlib.sha256(image)
     digest.update(b"\0" + ",".join(tests).encode() + b"\0" + (callback_url or "").encode())
+    if explain:
+        digest.update(b"\0explain")
     return digest.hexdigest()
 
 
@@ -87,6 +90,7 @@ def job_view(
         tests=tuple(record.get("tests", ())),
         result=LivenessResult.from_dict(result) if result else None,
         error=record.get("error") or None,
+        explanations=tuple(record.get("explanations", ())),
     ).to_dict()
 
 
@@ -154,6 +158,7 @@ class JobService:
         idempotency_key: str | None = None,
         batch_id: str | None = None,
         _prechecked: bool = False,
+        explain: bool = False,
     ) -> dict[str, Any]:
         """Validate, store and enqueue one image; the queued job dict.
 
@@ -171,7 +176,7 @@ class JobService:
         with _available():
             idem = None
             if idempotency_key:
-                fingerprint = request_fingerprint(image_bytes, names, callback_url)
+                fingerprint = request_fingerprint(image_bytes, names, callback_url, explain)
                 existing = self.store.claim_idempotency(owner, idempotency_key, job_id,
                                                         fingerprint)
                 if existing is not None:
@@ -179,7 +184,7 @@ class JobService:
                     return view if view is not None else job_view(existing, None, "queued")
                 idem = self.store.idem_key(owner, idempotency_key)
             record = self.store.create_job(
-                job_id, owner, image_bytes, names, callback_url, batch_id, idem
+                job_id, owner, image_bytes, names, callback_url, batch_id, idem, explain
             )
             try:
                 self._enqueue(job_id, names)
@@ -211,6 +216,15 @@ class JobService:
         if record.get("owner") != owner:
             return None
         return job_view(job_id, record)
+
+    def get_explanation(self, owner: str, job_id: str, test: str) -> bytes | None:
+        """The owner's job's explanation PNG of ``test``; None when unknown, not the
+        owner's, not asked for, not (yet) made, or expired."""
+        with _available():
+            record = self.store.get_job(job_id)
+            if record is None or record.get("owner") != owner:
+                return None
+            return self.store.get_explanation(job_id, test)
 
     def wait(self, owner: str, job_id: str, timeout_s: float) -> dict[str, Any] | None:
         """Like :meth:`get`, but first waits up to ``timeout_s`` for done/failed."""

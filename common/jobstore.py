@@ -167,6 +167,10 @@ class JobStore:
         return f"{PREFIX}job:{job_id}:outcomes"
 
     @staticmethod
+    def explanations_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}:explanations"
+
+    @staticmethod
     def started_key(job_id: str) -> str:
         return f"{PREFIX}job:{job_id}:started"
 
@@ -200,6 +204,7 @@ class JobStore:
             self.image_key(job_id),
             self.job_key(job_id),
             self.outcomes_key(job_id),
+            self.explanations_key(job_id),
             self.started_key(job_id),
             self.final_key(job_id),
             self.expired_key(job_id),
@@ -236,8 +241,13 @@ class JobStore:
         callback_url: str | None = None,
         batch_id: str | None = None,
         idem_key: str | None = None,
+        explain: bool = False,
     ) -> dict[str, Any]:
-        """Store the image (with TTL), the queued job record and its expiry tombstone."""
+        """Store the image (with TTL), the queued job record and its expiry tombstone.
+
+        ``explain``: the tests that can explain their score store an explanation image
+        (:meth:`put_explanation`), kept no longer than the job's result.
+        """
         s = self.settings
         created = time.time()
         record = {
@@ -250,6 +260,8 @@ class JobStore:
             "callback_url": callback_url or "",
             "batch_id": batch_id or "",
             "idem_key": idem_key or "",
+            "explain": "1" if explain else "",
+            "explanations": "[]",
             "result_ttl_s": str(s.result_ttl_s),
             "deadline_s": str(s.job_deadline_s),
             "result": "",
@@ -324,6 +336,28 @@ class JobStore:
         keys = [self.job_key(job_id), self.outcomes_key(job_id)]
         return bool(self._put_outcome(keys=keys, args=[test, json.dumps(outcome)]))
 
+    def put_explanation(self, job_id: str, test: str, png: bytes) -> bool:
+        """Store test ``test``'s explanation image (PNG bytes) of a job that asked for one
+        and is not finished; it expires with the job record (and with the result, once
+        :meth:`finish` starts the result TTL). False when not stored."""
+        record = self.get_job(job_id)
+        if record is None or not record.get("explain") or record["status"] in TERMINAL:
+            return False
+        ttl = self.redis.ttl(self.job_key(job_id))
+        if ttl <= 0:
+            return False
+        names = sorted({*record.get("explanations", []), test})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.explanations_key(job_id), test, png)
+        pipe.expire(self.explanations_key(job_id), ttl)
+        pipe.hset(self.job_key(job_id), "explanations", json.dumps(names))
+        pipe.execute()
+        return True
+
+    def get_explanation(self, job_id: str, test: str) -> bytes | None:
+        """The stored explanation PNG of ``test`` for ``job_id``, or ``None``."""
+        return self.redis.hget(self.explanations_key(job_id), test)
+
     def get_outcomes(self, job_id: str) -> dict[str, dict[str, Any]]:
         raw = self.redis.hgetall(self.outcomes_key(job_id))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
@@ -372,7 +406,7 @@ class JobStore:
         )
         pipe.delete(self.image_key(job_id))
         for key in (self.job_key(job_id), self.outcomes_key(job_id), self.started_key(job_id),
-                    self.final_key(job_id)):
+                    self.final_key(job_id), self.explanations_key(job_id)):
             pipe.expire(key, ttl)
         pipe.zrem(DEADLINES_KEY, job_id)
         if record.get("idem_key"):
@@ -474,6 +508,7 @@ class JobStore:
             for k, v in raw.items()
         }
         record["tests"] = json.loads(record.get("tests") or "[]")
+        record["explanations"] = json.loads(record.get("explanations") or "[]")
         record["result"] = json.loads(record["result"]) if record.get("result") else None
         record["face"] = json.loads(record["face"]) if record.get("face") else None
         return record

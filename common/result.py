@@ -267,6 +267,9 @@ class JobView:
     tests: tuple[str, ...] = field(default=(), metadata=_doc("the tests the job runs"))
     result: LivenessResult | None = None
     error: str | None = field(default=None, metadata=_doc("why a job failed"))
+    explanations: tuple[str, ...] = field(default=(), metadata=_doc(
+        "tests whose explanation image (Grad-CAM PNG) is stored for this job (asked for "
+        "with explain=true); fetch links.explanations[<test>]"))
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON: the job's fields, then the result's, flattened."""
@@ -289,6 +292,7 @@ class JobView:
             else None,
             "timings": dict(r.timings) if r and r.timings is not None else None,
             "error": self.error or None,
+            "explanations": list(self.explanations),
         }
 
 

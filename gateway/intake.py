@@ -48,6 +48,7 @@ class Submission:
     image: bytes = b""
     tests: list[str] | None = None
     callback_url: str | None = None
+    explain: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,6 +82,16 @@ def parse_tests(value: Any) -> list[str] | None:
         raise ApiError(400, "invalid_request",
                        "'tests' must be a list of test names or a comma-separated string")
     return [n for n in names if n] or None
+
+
+def parse_explain(value: Any) -> bool:
+    """``explain``: JSON true/false, or the strings true/false/1/0 (default false);
+    anything else is a 400 ``invalid_explain``."""
+    if value is None or value is False or value is True:
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "false", "0", ""):
+        return value.strip().lower() in ("true", "1")
+    raise ApiError(400, "invalid_explain", "'explain' must be true or false")
 
 
 def validate_callback_url(value: Any) -> str | None:
@@ -162,11 +173,11 @@ def parse_job_request(settings: Settings) -> Submission:
     """``POST /v1/jobs``: multipart field ``image`` or JSON ``{"image": base64, …}``."""
     if _is_json():
         data = _json_body()
-        unknown = sorted(set(data) - {"image", "tests", "callback_url"})
+        unknown = sorted(set(data) - {"image", "tests", "callback_url", "explain"})
         if unknown:
             shown = ", ".join(repr(str(n)[:40]) for n in unknown[:5])
             raise ApiError(400, "unknown_field", f"unknown field(s) {shown}; this operation "
-                           "takes image, tests, callback_url")
+                           "takes image, tests, callback_url, explain")
         image = data.get("image")
         if image is None:
             raise ApiError(400, "missing_image", "the JSON body has no 'image' (base64) field")
@@ -176,9 +187,10 @@ def parse_job_request(settings: Settings) -> Submission:
             image=decode_base64(image),
             tests=parse_tests(data.get("tests")),
             callback_url=validate_callback_url(data.get("callback_url")),
+            explain=parse_explain(data.get("explain")),
         )
     if request.mimetype == "multipart/form-data":
-        _refuse_unknown_fields({"image", "tests", "callback_url"})
+        _refuse_unknown_fields({"image", "tests", "callback_url", "explain"})
         uploads = request.files.getlist("image")
         if not uploads:
             raise ApiError(400, "missing_image",
@@ -191,6 +203,7 @@ def parse_job_request(settings: Settings) -> Submission:
             image=_read_upload(upload, settings.max_image_bytes),
             tests=parse_tests(",".join(request.form.getlist("tests"))),
             callback_url=validate_callback_url(request.form.get("callback_url")),
+            explain=parse_explain(request.form.get("explain")),
         )
     raise ApiError(415, "unsupported_media_type",
                    "send multipart/form-data with an 'image' file, or application/json "

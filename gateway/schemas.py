@@ -41,6 +41,9 @@ class ErrorSchema(Schema):
 
 class LinksSchema(Schema):
     self = fields.String(required=True, metadata={"example": "/v1/jobs/3f2a…"})
+    explanations = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "test → URL of its explanation PNG (jobs submitted with "
+                       "explain=true, once the test stored one)"})
 
 
 class JobSubmitJsonSchema(Schema):
@@ -55,6 +58,9 @@ class JobSubmitJsonSchema(Schema):
     callback_url = fields.Url(metadata={
         "description": "http(s) URL the finished job is POSTed to, signed with "
                        "X-Liveness-Signature (no credentials in the URL)"})
+    explain = fields.Boolean(load_default=False, metadata={
+        "description": "store a Grad-CAM explanation PNG per test that has one (the cnn "
+                       "test); kept no longer than the result (LIVENESS_RESULT_TTL_S)"})
 
 
 class JobSubmitMultipartSchema(Schema):
@@ -62,6 +68,8 @@ class JobSubmitMultipartSchema(Schema):
     tests = fields.String(metadata={"description": "comma-separated test names",
                                     "example": "quality"})
     callback_url = fields.String(metadata={"description": "as in the JSON body"})
+    explain = fields.String(metadata={"description": "true or false (default), as in the "
+                                                     "JSON body", "example": "true"})
 
 
 class JobAcceptedSchema(Schema):
@@ -145,7 +153,7 @@ def _job_schema() -> type[Schema]:
     attrs["links"] = fields.Nested(LinksSchema)
     ordered = ["id", "status", "created_at", "updated_at", "tests", "score", "decision",
                "threshold", "fusion", "face_found", "face", "reasons", "tests_detail",
-               "missing_tests", "timings", "error", "links"]
+               "missing_tests", "timings", "error", "explanations", "links"]
     return type("JobSchema", (Schema,), {k: attrs[k] for k in ordered})
 
 

@@ -117,7 +117,7 @@ def execute_test(store: JobStore, settings: Settings, registry: TestRegistry, na
         return {"test": name, "skipped": True}
     store.mark_running(job_id, name)
     try:
-        outcome = _score(store, settings, registry, name, job_id)
+        outcome = _score(store, settings, registry, name, job_id, bool(job.get("explain")))
     except SoftTimeLimitExceeded:
         outcome = TestOutcome(score=None, error=f"{TIMEOUT}: the test exceeded its soft "
                                                 "time limit")
@@ -129,7 +129,7 @@ def execute_test(store: JobStore, settings: Settings, registry: TestRegistry, na
 
 
 def _score(store: JobStore, settings: Settings, registry: TestRegistry, name: str,
-           job_id: str) -> TestOutcome:
+           job_id: str, explain: bool = False) -> TestOutcome:
     try:
         test = registry.load_scorer(name, settings.models_dir)
     except LivenessError as exc:
@@ -150,4 +150,18 @@ def _score(store: JobStore, settings: Settings, registry: TestRegistry, name: st
             return TestOutcome(score=None, error=f"{FACE_UNAVAILABLE}: the face stage stored "
                                                  f"no face within {settings.face_stage_wait_s} s")
         face = FaceDetection.from_dict(stored)
-    return run_test(test, image, face)
+    outcome = run_test(test, image, face)
+    if explain and outcome.score is not None and hasattr(test, "explain"):
+        _store_explanation(store, test, name, job_id, image, face)
+    return outcome
+
+
+def _store_explanation(store: JobStore, test: object, name: str, job_id: str,
+                       image: object, face: FaceDetection | None) -> None:
+    """Store the test's explanation PNG; a failure is logged, never fails the test."""
+    try:
+        png = test.explain(image, face)  # type: ignore[attr-defined]
+    except Exception:  # an explanation is optional: log without the image
+        log.exception("test %s could not explain job %s", name, job_id)
+        return
+    store.put_explanation(job_id, name, png)

@@ -24,7 +24,12 @@ def _not_found(job_id: str) -> ApiError:
 
 
 def _with_links(job: dict) -> dict:
-    return {**job, "links": {"self": url_for("jobs.get_job", job_id=job["id"])}}
+    links: dict = {"self": url_for("jobs.get_job", job_id=job["id"])}
+    if job.get("explanations"):
+        links["explanations"] = {
+            test: url_for("jobs.get_explanation", job_id=job["id"], test=test)
+            for test in job["explanations"]}
+    return {**job, "links": links}
 
 
 @bp.post("")
@@ -34,8 +39,11 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     post:
       summary: Submit one image for a liveness check
       description: |
-        Multipart (`image` file, optional `tests` comma list and `callback_url`) or JSON
-        (`image` base64, `tests` list, `callback_url`). The same `Idempotency-Key`
+        Multipart (`image` file, optional `tests` comma list, `callback_url` and
+        `explain`) or JSON (`image` base64, `tests` list, `callback_url`, `explain`).
+        With `explain=true` each test that can explain its score (the cnn test: Grad-CAM)
+        stores a PNG, listed in the job's `links.explanations` and kept no longer than
+        the result. The same `Idempotency-Key`
         from the same key returns the first job instead of a new one; reused for a
         different image, tests or callback_url it answers 409. A `callback_url` must
         resolve to public addresses only (unless LIVENESS_WEBHOOK_ALLOWLIST names the
@@ -77,7 +85,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     idem = validate_idempotency_key(request.headers.get("Idempotency-Key"))
     sub = parse_job_request(gw.settings)
     job = gw.jobs.submit(g.owner, sub.image, tests=sub.tests, callback_url=sub.callback_url,
-                         idempotency_key=idem)
+                         idempotency_key=idem, explain=sub.explain)
     SUBMITTED.labels("job").inc()
     body = {"id": job["id"], "status": job["status"],
             "links": {"self": url_for("jobs.get_job", job_id=job["id"])}}
@@ -122,6 +130,46 @@ def get_job(job_id: str) -> Response:
     if job is None:
         raise _not_found(job_id)
     return jsonify(_with_links(job))
+
+
+@bp.get("/<job_id>/explanations/<test>")
+def get_explanation(job_id: str, test: str) -> Response:
+    """A test's explanation image of a job.
+    ---
+    get:
+      summary: The Grad-CAM PNG a test stored for a job submitted with explain=true
+      description: |
+        The image shows, over the test's input crops, where the evidence for the test's
+        own decision (live or spoof at its threshold) lies. It expires with the result.
+      tags: [jobs]
+      security: [{bearerAuth: []}, {apiKeyHeader: []}]
+      parameters:
+        - in: path
+          name: job_id
+          required: true
+          schema: {type: string}
+        - in: path
+          name: test
+          required: true
+          schema: {type: string}
+      responses:
+        200:
+          description: the PNG
+          content:
+            image/png:
+              schema: {type: string, format: binary}
+        401: Unauthorized
+        404: NotFound
+        429: RateLimited
+        503: Unavailable
+    """
+    png = gateway().jobs.get_explanation(g.owner, job_id, test)
+    if png is None:
+        raise ApiError(404, "not_found", f"no explanation of test {test[:40]!r} for job "
+                       f"{job_id!r}: the job is not this API key's, was not submitted with "
+                       "explain=true, the test has none yet, or the result expired")
+    return Response(png, mimetype="image/png",
+                    headers={"Cache-Control": "private, no-store"})
 
 
 @bp.delete("/<job_id>")

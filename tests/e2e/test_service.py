@@ -271,6 +271,18 @@ def test_the_cnn_pool_answers_over_http(stack: Stack, face_jpeg: bytes):
     assert detail["model"] == shipped["name"] and detail["threshold"] == shipped["threshold"]
 
 
+def test_explain_true_returns_the_cnn_grad_cam_png(stack: Stack, face_jpeg: bytes):
+    """explain=true over HTTP: links.explanations.cnn serves a PNG to the job's key only."""
+    job = stack.wait_job(stack.submit(face_jpeg, tests=["cnn"], explain=True)["id"])
+    assert job["status"] == "done" and job["explanations"] == ["cnn"], job
+    link = job["links"]["explanations"]["cnn"]
+    status, headers, body = stack.request("GET", link)
+    assert status == 200 and body.startswith(b"\x89PNG")
+    assert {k.lower(): v for k, v in headers.items()}["content-type"] == "image/png"
+    status, _, body = stack.request("GET", link, key="other")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+
+
 def test_a_pool_without_its_model_answers_model_unavailable(stack: Stack, face_jpeg: bytes):
     """The depth3d pool runs but has no model file yet: its outcome says so, fusion goes on."""
     job = stack.wait_job(stack.submit(face_jpeg, tests=["quality", "depth3d"])["id"])

@@ -385,3 +385,61 @@ def test_unknown_fields_are_refused_as_the_schema_says(client):
                                      "": (io.BytesIO(b"x"), "b.jpg")})
         assert response.status_code == 400, path
         assert response.get_json()["error"]["code"] == "unknown_field"
+
+
+# --- explanations ----------------------------------------------------------------------
+def _store(app) -> JobStore:
+    return JobStore(app.extensions["liveness"].jobs.store.redis, make_settings())
+
+
+def test_explain_is_stored_listed_and_served_to_its_owner_only(app, client, db):
+    png = b"\x89PNG\r\n\x1a\nexplanation"
+    job_id = submit(client, tests="quality,cnn", explain="true").get_json()["id"]
+    store = _store(app)
+    assert store.put_explanation(job_id, "cnn", png) is True
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth()).get_json()
+    assert job["explanations"] == ["cnn"]
+    link = job["links"]["explanations"]["cnn"]
+    assert link == f"/v1/jobs/{job_id}/explanations/cnn"
+    response = client.get(link, headers=auth())
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert response.data == png and "no-store" in response.headers["Cache-Control"]
+    other = client.get(link, headers=auth("bob"))
+    assert other.status_code == 404 and other.get_json()["error"]["code"] == "not_found"
+    assert client.get(f"/v1/jobs/{job_id}/explanations/quality",
+                      headers=auth()).status_code == 404
+    finish(app, job_id)  # the result TTL now bounds the explanation too
+    ttl = db.ttl(JobStore.explanations_key(job_id))
+    assert 0 < ttl <= make_settings().result_ttl_s
+    assert store.put_explanation(job_id, "cnn", png) is False  # finished: not stored
+    assert JobStore.explanations_key(job_id) in store.job_keys(job_id)
+    assert client.delete(f"/v1/jobs/{job_id}", headers=auth()).status_code == 204
+    assert not db.exists(JobStore.explanations_key(job_id))
+
+
+def test_explanations_are_off_by_default(app, client):
+    job_id = submit(client, tests="cnn").get_json()["id"]
+    assert _store(app).put_explanation(job_id, "cnn", b"png") is False
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth()).get_json()
+    assert job["explanations"] == [] and "explanations" not in job["links"]
+    response = client.get(f"/v1/jobs/{job_id}/explanations/cnn", headers=auth())
+    assert response.status_code == 404 and "explain=true" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "maybe"])
+def test_a_bad_explain_value_is_a_400(client, value):
+    response = submit(client, explain=value)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_explain"
+    image = base64.b64encode(jpeg_bytes()).decode()
+    response = client.post("/v1/jobs", headers=auth(), json={"image": image, "explain": 1})
+    assert response.status_code == 400 and "'explain'" in response.get_json()["error"]["message"]
+
+
+def test_explain_is_part_of_the_idempotent_request(client):
+    headers = {**auth(), "Idempotency-Key": "k-explain"}
+    image = base64.b64encode(jpeg_bytes()).decode()
+    first = client.post("/v1/jobs", headers=headers, json={"image": image})
+    assert first.status_code == 202
+    again = client.post("/v1/jobs", headers=headers, json={"image": image, "explain": True})
+    assert again.status_code == 409

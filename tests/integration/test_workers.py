@@ -188,6 +188,23 @@ def test_sigkilled_worker_does_not_lose_the_job(pools: WorkerPools, settings: Se
     assert view["timings"]["finalized_by"] == "chord"
 
 
+def test_the_cnn_pool_stores_a_grad_cam_png_when_asked(jobs: JobService, astronaut: bytes,
+                                                       redis_db: redis.Redis) -> None:
+    """explain=true: the cnn worker stores its Grad-CAM PNG; it expires with the result."""
+    job = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut, tests=["quality", "cnn"],
+                                                 explain=True)["id"])
+    assert job["status"] == "done" and job["explanations"] == ["cnn"], job
+    png = jobs.get_explanation("owner-a", job["id"], "cnn")
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert jobs.get_explanation("owner-b", job["id"], "cnn") is None
+    assert jobs.get_explanation("owner-a", job["id"], "quality") is None  # no such explainer
+    ttl = redis_db.ttl(JobStore.explanations_key(job["id"]))
+    assert 0 < ttl <= jobs.settings.result_ttl_s
+    plain = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut, tests=["cnn"])["id"])
+    assert plain["explanations"] == [] and not redis_db.exists(
+        JobStore.explanations_key(plain["id"]))
+
+
 def test_delete_erases_every_key(jobs: JobService, astronaut: bytes,
                                  redis_db: redis.Redis) -> None:
     job = jobs.submit("owner-a", astronaut, idempotency_key="erase-me")

@@ -105,7 +105,7 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
     out = tmp_path / "model"
     card = train_cnn([root / "set_a", root / "set_b"], "livenessnet_32", out,
                      tmp_path / "cache", version="t1", command="liveness train cnn …",
-                     compare=["mobilenet_v2_035_96"])
+                     compare=["mobilenet_v2_035_96"], head="probe")
     text = card.read_text()
     assert "Leave-one-collection-out" in text and "seed dense head" in text
     assert "| mobilenet_v2_035_96 frozen, face+frame |" in text and " ms, " in text
@@ -133,14 +133,14 @@ def test_served_tflite_equals_the_keras_model(tmp_path) -> None:
     trunk = backbone.build(None)
     rng = np.random.default_rng(0)
     w, b = rng.normal(size=64).astype(np.float32) * 0.1, 0.2
-    model = build_scoring_model(backbone, trunk, ["face", "frame"], w, b)
+    model = build_scoring_model(backbone, [trunk, trunk], ["face", "frame"], np.split(w, 2), b)
     info = ModelInfo(test="cnn", name="tiny", version="1", threshold=0.5)
     save_model_folder(tmp_path, model, info, backbone, ["face", "frame"])
     test = CnnTest.from_dir(tmp_path)
     image = data.astronaut()
     face = locate_face(image, Settings())
     crops = test.crops(image, face)
-    expected = float(np.asarray(model(crops, training=False))[0, 0])
+    expected = float(np.asarray(model(crops, training=False)[0])[0, 0])
     assert test.score(image, face) == pytest.approx(expected, abs=1e-5)
     extractor = FeatureExtractor(backbone)
     extractor.model = trunk

@@ -324,3 +324,20 @@ def test_combine_reports_table():
     assert "(print)" in lines[2]
     with pytest.raises(ValueError):
         combine_reports({})
+
+
+def test_oof_scores_round_trip(tmp_path) -> None:
+    import numpy as np
+
+    from common.evaluation.oof import read_oof_scores, write_oof_scores
+
+    path = write_oof_scores(tmp_path / "e" / "oof_scores.csv", ["d/a", "d/b"], ["c1", "c2"],
+                            [1, 0], ["none", "print"], [0.25, float("nan")])
+    back = read_oof_scores(path)
+    assert back.keys == ["d/a", "d/b"] and back.labels.tolist() == [1, 0]
+    assert back.scores[0] == 0.25 and np.isnan(back.scores[1])
+    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+    import pytest
+
+    with pytest.raises(ValueError, match="not an out-of-fold score file"):
+        read_oof_scores(tmp_path / "bad.csv")

@@ -18,7 +18,7 @@ from workers.cnn.features import SCALES
               type=click.Path(exists=True, file_okay=False),
               help="Dataset folder (repeatable): TSV folder, live/spoof folder, NUAA, "
                    "Replay-Attack or 3DMAD layout.")
-@click.option("--backbone", default="mobilenet_v2", show_default=True,
+@click.option("--backbone", default="efficientnet_lite0", show_default=True,
               type=click.Choice(list(BACKBONES)), help="Backbone (workers/cnn/backbones.py).")
 @click.option("--scales", default=",".join(SCALES), show_default=True,
               help="Comma-separated crop scales: face (aligned, context 1.6), frame.")
@@ -35,18 +35,40 @@ from workers.cnn.features import SCALES
 @click.option("--version", "model_version", default=None, help="Model version (default: date).")
 @click.option("--compare", multiple=True, type=click.Choice(list(BACKBONES)),
               help="Other backbones to compare in the card's table (repeatable).")
+@click.option("--head", default="best", show_default=True,
+              type=click.Choice(["best", "finetune", "probe"]),
+              help="finetune: the last block per scale, with augmentation; probe: frozen "
+                   "backbone + logistic regression (any backbone); best: both, ship the "
+                   "lower leave-one-collection-out mean HTER.")
+@click.option("--variants", default=1, show_default=True, type=click.IntRange(0, 8),
+              help="Camera-chain copies of each image for fine-tuning (plus one simulated "
+                   "recapture of each bona fide image).")
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 100),
+              help="Most fine-tuning epochs (early stopping on held-out collections).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of augmentation, shuffling and initialisation.")
+@click.option("--scratch", multiple=True, type=click.Choice(["mobilenet_v2_035_96",
+                                                             "livenessnet_32"]),
+              help="Backbones to train from scratch as comparison rows (repeatable).")
 def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: str | None,
                       out: str, cache_dir: str, C: float, operating_point: str,
-                      model_version: str | None, compare: tuple[str, ...]) -> None:
+                      model_version: str | None, compare: tuple[str, ...], head: str,
+                      variants: int, epochs: int, seed: int, scratch: tuple[str, ...]) -> None:
     """Cache backbone features, validate leave-one-collection-out, write model + card."""
+    from workers.cnn.finetune import FitConfig
     from workers.cnn.train import train_cnn
 
     command = ("liveness train cnn " + " ".join(f"--data {shlex.quote(d)}" for d in data)
-               + f" --backbone {backbone} --scales {scales} --out {shlex.quote(out)}"
-               + "".join(f" --compare {c}" for c in compare))
+               + f" --backbone {backbone} --scales {scales} --head {head}"
+               + (f" --variants {variants} --epochs {epochs} --seed {seed}"
+                  if head != "probe" else "")
+               + f" --out {shlex.quote(out)}" + "".join(f" --compare {c}" for c in compare)
+               + "".join(f" --scratch {c}" for c in scratch))
     card = train_cnn([Path(d) for d in data], backbone, Path(out), Path(cache_dir),
                      [s for s in scales.split(",") if s], C, operating_point, model_version,
-                     command, Path(init) if init else None, compare=compare)
+                     command, Path(init) if init else None, compare=compare, head=head,
+                     variants=variants, fit=FitConfig(epochs=epochs, seed=seed),
+                     scratch=scratch)
     click.echo(f"model and card written to {out} ({card.name})", err=True)
 
 

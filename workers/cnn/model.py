@@ -1,17 +1,30 @@
-"""The served CNN model: a backbone shared by the crop scales, a linear head, one file.
+"""The served CNN model: one trunk per crop scale, a linear head, one file.
 
-``build_scoring_model`` turns a backbone and a fitted head into one Keras model with one
-input per scale (float32 (N, side, side, 3), normalised by the backbone's
-``preprocess``): the backbone runs on each crop, global average pooling, the pooled
-vectors are concatenated in scale order and a dense sigmoid unit gives P(live) (N, 1).
-A standardised logistic regression fitted on the cached features is folded into that
-unit exactly: ``w' = w / σ``, ``b' = b − Σ w μ / σ``.
+``build_scoring_model`` turns trunks and a fitted linear head into one Keras model with
+one input per scale (float32 (N, side, side, 3), normalised by the backbone's
+``preprocess``). Per scale, the trunk's last feature map ``F`` (N, h, w, C) goes through
+a 1×1 convolution holding that scale's head weights ``w_s`` (no bias): the map
+``M_s = F · w_s`` (N, h, w). The log-odds of bona fide are ``Σ_s mean_hw(M_s) + b``
+(global average pooling and a linear unit commute), and P(live) their sigmoid (N, 1).
+
+``M_s`` is also the model's second output (N, h, w, S): it is the Grad-CAM map
+(Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+Localization", ICCV 2017) of the log-odds with respect to ``F``, exactly. Grad-CAM
+weights each channel by its pooled gradient ``α_k = mean_hw ∂y/∂F_k = w_k / (h·w)``, a
+constant here, so ``ReLU(Σ_k α_k F_k) = ReLU(M_s) / (h·w)`` (for the attack class,
+whose log-odds are ``−y``: ``ReLU(−M_s) / (h·w)``). This is Zhou et al.'s CAM (CVPR
+2016), which Grad-CAM generalises; a test checks it against ``tf.GradientTape``.
+
+Heads: a standardised logistic regression fitted on the pooled features is folded into
+the weights exactly (``w' = w / σ``, ``b' = b − Σ w μ / σ``); fine-tuned scale models
+(:mod:`workers.cnn.finetune`) contribute their own trunk and the weights of their
+sigmoid unit, fused by their mean log-odds.
 
 The folder ``models/cnn/`` holds ``model.tflite`` — the Keras model converted by
 TensorFlow's TFLite converter and served by LiteRT, so the serving process imports no
-TensorFlow (it loads in a fraction of a second; the conversion's output equals Keras's to
-float precision, checked when the folder is written) — and ``model.json`` (info,
-threshold, the backbone and scales, and the file's SHA-256).
+TensorFlow (the conversion's output equals Keras's to float precision, checked when the
+folder is written) — and ``model.json`` (info, threshold, the backbone and scales, and
+the file's SHA-256).
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ from workers.cnn.backbones import Backbone
 
 MODEL_FILE = "model.tflite"
 FORMAT = "workers.cnn.model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def fold_standardised_logistic(pipeline: Any) -> tuple[np.ndarray, float]:
@@ -41,22 +54,31 @@ def fold_standardised_logistic(pipeline: Any) -> tuple[np.ndarray, float]:
     return w.astype(np.float32), b
 
 
-def build_scoring_model(backbone: Backbone, trunk: Any, scales: Sequence[str],
-                        weights: np.ndarray, bias: float) -> Any:
-    """One Keras model: an input per scale → shared ``trunk`` → pooled → P(live)."""
+def build_scoring_model(backbone: Backbone, trunks: Sequence[Any], scales: Sequence[str],
+                        weights: Sequence[np.ndarray], bias: float) -> Any:
+    """One Keras model: an input per scale → its trunk → the head's 1×1 map → P(live).
+
+    ``trunks`` and ``weights`` (C,) float32 come one per scale (a trunk may be shared);
+    outputs ``[p_live (N, 1), cam (N, h, w, S)]`` (module docstring).
+    """
     import keras
     from keras import layers
 
     side = backbone.input_side
     inputs = [keras.Input((side, side, 3), name=scale) for scale in scales]
-    pooled = [layers.GlobalAveragePooling2D(name=f"{scale}_pool")(trunk(x))
-              for scale, x in zip(scales, inputs, strict=True)]
-    joined = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="features")(pooled)
-    head = layers.Dense(1, activation="sigmoid", name="p_live")
-    out = head(joined)
-    head.set_weights([np.asarray(weights, np.float32)[:, None],
-                      np.array([bias], np.float32)])
-    return keras.Model(inputs, out, name=f"cnn_{backbone.name}")
+    maps, logits = [], []
+    for scale, x, trunk, w in zip(scales, inputs, trunks, weights, strict=True):
+        head = layers.Conv2D(1, 1, use_bias=False, name=f"{scale}_cam")
+        cam = head(trunk(x))
+        head.set_weights([np.asarray(w, np.float32).reshape(1, 1, -1, 1)])
+        maps.append(cam)
+        logits.append(layers.GlobalAveragePooling2D(name=f"{scale}_logit")(cam))
+    total = logits[0] if len(logits) == 1 else layers.Add(name="logit_sum")(logits)
+    offset = layers.Dense(1, activation="sigmoid", name="p_live")
+    p_live = offset(total)
+    offset.set_weights([np.ones((1, 1), np.float32), np.array([bias], np.float32)])
+    cam = maps[0] if len(maps) == 1 else layers.Concatenate(name="cam")(maps)
+    return keras.Model(inputs, [p_live, cam], name=f"cnn_{backbone.name}")
 
 
 def tflite_bytes(model: Any, check_inputs: Sequence[np.ndarray] | None = None) -> bytes:
@@ -69,16 +91,19 @@ def tflite_bytes(model: Any, check_inputs: Sequence[np.ndarray] | None = None) -
 
     data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     if check_inputs is not None:
-        expected = np.asarray(model(list(check_inputs), training=False))
-        got = TfliteRunner(data)(check_inputs)
-        if not np.allclose(got, expected, atol=1e-4):
-            raise ValueError(f"the TFLite conversion differs from Keras: {got} vs {expected}")
+        expected = [np.asarray(o) for o in model(list(check_inputs), training=False)]
+        got = TfliteRunner(data).run(check_inputs)
+        for e, g in zip(expected, got, strict=True):
+            if not np.allclose(g, e, atol=1e-4 * max(1.0, float(np.abs(e).max()))):
+                raise ValueError(f"the TFLite conversion differs from Keras: {g} vs {e}")
     return data
 
 
 class TfliteRunner:
     """A LiteRT interpreter over a ``.tflite`` model (bytes or path); inputs in the
-    model's input order (by name: ``<scale>``), one lock per interpreter."""
+    model's input order (by name: ``<scale>``), one lock per interpreter. Calling it
+    gives P(live) (N, 1); :meth:`run` gives every output, P(live) first, then the CAM
+    maps (by rank: TFLite does not keep Keras's output order)."""
 
     def __init__(self, model: bytes | Path, names: Sequence[str] | None = None) -> None:
         import threading
@@ -99,10 +124,12 @@ class TfliteRunner:
                 order.append(match[0])
             details = order
         self._inputs = [d["index"] for d in details]
-        self._output = self._interpreter.get_output_details()[0]["index"]
+        outputs = sorted(self._interpreter.get_output_details(), key=lambda d: len(d["shape"]))
+        self._outputs = [d["index"] for d in outputs]
         self._lock = threading.Lock()
 
-    def __call__(self, batches: Sequence[np.ndarray]) -> np.ndarray:
+    def run(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Every output for one float32 batch per input (lowest rank first)."""
         with self._lock:
             for index, batch in zip(self._inputs, batches, strict=True):
                 self._interpreter.resize_tensor_input(index, batch.shape)
@@ -110,7 +137,10 @@ class TfliteRunner:
             for index, batch in zip(self._inputs, batches, strict=True):
                 self._interpreter.set_tensor(index, np.ascontiguousarray(batch, np.float32))
             self._interpreter.invoke()
-            return np.array(self._interpreter.get_tensor(self._output))
+            return [np.array(self._interpreter.get_tensor(i)) for i in self._outputs]
+
+    def __call__(self, batches: Sequence[np.ndarray]) -> np.ndarray:
+        return self.run(batches)[0]
 
 
 def save_model_folder(folder: Path, model: Any, info: ModelInfo, backbone: Backbone,

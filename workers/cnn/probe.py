@@ -35,30 +35,49 @@ class LocoResult:
     oof: np.ndarray
 
 
-FitScores = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+FitScores = Callable[[np.ndarray, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
-def _loco(table: FeatureTable, scales: Sequence[str], operating_point: str,
-          fit_scores: FitScores) -> LocoResult:
-    """Hold out each collection in turn: ``fit_scores(X_train, y_train, X_test)`` fits on
-    the others and returns the training and held-out P(live); the threshold comes from
-    the training scores at ``operating_point``."""
-    X = np.concatenate([table.X[s] for s in scales], axis=1)
-    y, types, colls = table.y, table.attack_types, table.collections
-    oof = np.full(len(y), np.nan)
-    reports: dict[str, EvaluationReport] = {}
-    for held_out in sorted(set(colls)):
-        test = colls == held_out
+def loco(y: np.ndarray, attack_types: np.ndarray, collections: np.ndarray,
+         operating_point: str, fit_scores: FitScores) -> dict[str, LocoResult]:
+    """Hold out each collection in turn.
+
+    ``fit_scores(train, test)`` gets two boolean masks over the N samples, fits on
+    ``train`` and returns, per model name, the training and held-out P(live) (one model
+    or several, e.g. one per crop scale and their fusion). Each model's threshold comes
+    from its own training scores at ``operating_point``. Returns a result per name.
+    """
+    oof: dict[str, np.ndarray] = {}
+    reports: dict[str, dict[str, EvaluationReport]] = {}
+    for held_out in sorted(set(collections)):
+        test = collections == held_out
         train = ~test
         if len(np.unique(y[train])) < 2:
             continue
-        train_scores, oof[test] = fit_scores(X[train], y[train], X[test])
-        threshold = threshold_at_operating_point(train_scores, y[train], operating_point,
-                                                 types[train])
-        if len(np.unique(y[test])) == 2:
-            reports[str(held_out)] = evaluate(oof[test], y[test], types[test],
-                                              threshold=threshold)
-    return LocoResult(reports, oof)
+        for name, (train_scores, test_scores) in fit_scores(train, test).items():
+            oof.setdefault(name, np.full(len(y), np.nan))[test] = test_scores
+            threshold = threshold_at_operating_point(train_scores, y[train], operating_point,
+                                                     attack_types[train])
+            if len(np.unique(y[test])) == 2:
+                reports.setdefault(name, {})[str(held_out)] = evaluate(
+                    test_scores, y[test], attack_types[test], threshold=threshold)
+    return {name: LocoResult(reports.get(name, {}), scores) for name, scores in oof.items()}
+
+
+XyFit = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _loco(table: FeatureTable, scales: Sequence[str], operating_point: str,
+          fit_scores: XyFit) -> LocoResult:
+    """:func:`loco` of one model on the concatenated features of ``scales``:
+    ``fit_scores(X_train, y_train, X_test)`` → (training, held-out) P(live)."""
+    X = np.concatenate([table.X[s] for s in scales], axis=1)
+    y = table.y
+
+    def by_mask(train: np.ndarray, test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {"model": fit_scores(X[train], y[train], X[test])}
+
+    return loco(y, table.attack_types, table.collections, operating_point, by_mask)["model"]
 
 
 def loco_probe(table: FeatureTable, scales: Sequence[str], operating_point: str = "eer",

@@ -61,3 +61,14 @@ class CnnTest:
         if face is None:
             raise ModelError("the cnn test needs the face stage's face")
         return float(self.runner(self.crops(image, face))[0, 0])
+
+    def explain(self, image: np.ndarray, face: FaceDetection | None) -> bytes:
+        """PNG of the Grad-CAM map of this test's decision over each scale's view
+        (:mod:`workers.cnn.explain`)."""
+        from workers.cnn.explain import explanation_png
+
+        if face is None:
+            raise ModelError("the cnn test needs the face stage's face")
+        p_live, maps = self.runner.run(self.crops(image, face))
+        return explanation_png(image, face, maps[0], self.scales, float(p_live[0, 0]),
+                               self.info.threshold)

@@ -1,9 +1,16 @@
-"""``liveness train cnn``: cache frozen-backbone features at each crop scale, validate the
-head leave-one-collection-out, fit it on everything, write the model folder and card.
+"""``liveness train cnn``: the whole CNN training run as one command.
 
-This is the first stage of the issue's recipe (a head on cached features of an
-ImageNet-initialised backbone); fine-tuning the last blocks with capture-chain
-augmentation is the next stage and is not built yet (see the model card).
+1. Frozen-backbone features at each crop scale are cached; a standardised logistic
+   probe is validated leave-one-collection-out on each scale and their combination, for
+   the chosen backbone and every ``compare`` backbone (the card's baseline rows), and the
+   seed's dense head on the chosen features.
+2. With ``head="finetune"`` the last block of the backbone is fine-tuned per scale on
+   cached, augmented activations (:mod:`workers.cnn.finetune`), validated
+   leave-one-collection-out, then fitted on every collection for the median number of
+   epochs early stopping chose; the scales are fused by their mean log-odds.
+3. The shipped head (``head``) is written as one TFLite model with its Grad-CAM output
+   (:mod:`workers.cnn.model`), its threshold at ``operating_point`` on the pooled
+   leave-one-collection-out scores, the card and the plots.
 """
 
 from __future__ import annotations
@@ -13,23 +20,39 @@ import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from common.config import get_settings
 from common.datasets import open_dataset
+from common.errors import ModelError
 from common.estimator import ModelInfo
+from common.evaluation.oof import FILE as OOF_FILE
+from common.evaluation.oof import write_oof_scores
 from common.evaluation.report import evaluate, write_report
 from workers.cnn.backbones import get_backbone
 from workers.cnn.features import SCALES, FeatureExtractor, extract_features
+from workers.cnn.finetune import (
+    SPLIT_LAYERS,
+    FitConfig,
+    extract_activations,
+    fit_scale,
+    loco_finetune,
+    split_trunk,
+)
 from workers.cnn.model import (
     build_scoring_model,
     fold_standardised_logistic,
     save_model_folder,
 )
 from workers.cnn.probe import loco_probe, loco_seed_head, probe_model, summary_row
+from workers.cnn.scratch import loco_scratch
 
 CARD = "MODEL_CARD.md"
+#: Heads ``train_cnn`` can ship; ``best`` ships whichever of the other two has the lower
+#: leave-one-collection-out mean HTER.
+HEADS = ("best", "finetune", "probe")
 
 
 def _pct(x: float) -> str:
@@ -40,8 +63,17 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
               scales: Sequence[str] = SCALES, C: float = 0.01,
               operating_point: str = "eer", version: str | None = None,
               command: str = "", init: Path | None = None,
-              seed_head_row: bool = True, compare: Sequence[str] = ()) -> Path:
+              seed_head_row: bool = True, compare: Sequence[str] = (), head: str = "finetune",
+              variants: int = 1, fit: FitConfig | None = None,
+              scratch: Sequence[str] = ()) -> Path:
     """Train, validate and write ``out/`` (model.json, model.tflite, MODEL_CARD.md, plots).
+
+    ``head``: ``"probe"`` (frozen backbone, logistic head), ``"finetune"`` (last block
+    fine-tuned per scale with ``variants`` camera-chain copies of each image and a
+    simulated recapture of each bona fide one; ``fit`` its hyper-parameters) or ``"best"``
+    (both; ships the one with the lower leave-one-collection-out mean HTER).
+    ``scratch``: backbones trained from random weights as comparison rows
+    (:mod:`workers.cnn.scratch`).
 
     The card's table has every scale and their combination for the trained backbone and
     for each backbone in ``compare`` (frozen, same head), the seed's dense head on the
@@ -53,7 +85,13 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     unknown = [s for s in scales if s not in SCALES]
     if unknown:
         raise ValueError(f"unknown scales {unknown}; choose from {SCALES}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
     backbone = get_backbone(backbone_name)
+    if head != "probe" and backbone.name not in SPLIT_LAYERS:
+        raise ModelError(f"fine-tuning needs an ImageNet backbone ({', '.join(SPLIT_LAYERS)}); "
+                         f"use --head probe for {backbone.name}")
+    fit = fit or FitConfig()
     samples = []
     for path in data_dirs:
         dataset = open_dataset(path)
@@ -78,16 +116,35 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     if seed_head_row:
         rows[f"{backbone.name} frozen, {chosen}, seed dense head (1024-256-32)"] = (
             loco_seed_head(table, scales, operating_point), _cost(extractor))
+    for name in scratch:
+        cost = _cost(FeatureExtractor(get_backbone(name)))
+        for label, res in loco_scratch(samples, name, scales, cache_dir, get_settings(),
+                                       operating_point, variants).items():
+            rows[f"{name} from scratch + augmentation, {label}"] = (res, cost)
+    if head != "probe":
+        tuned, tuned_model, epochs = _finetune(samples, backbone, extractor, scales, cache_dir,
+                                               operating_point, variants, fit, rows)
+    chosen_by = ""
+    if head == "best":
+        head = "finetune" if _better(tuned, result) else "probe"
+        chosen_by = "; shipped over the other head for its lower leave-one-collection-out HTER"
+    if head == "finetune":
+        result, model = tuned, tuned_model
+        notes = (f"last block ({SPLIT_LAYERS[backbone.name]} on) fine-tuned per scale, "
+                 f"{variants} camera chain(s) + simulated recapture, epochs {epochs}")
+    else:
+        final = probe_model(C).fit(np.concatenate([table.X[s] for s in scales], axis=1),
+                                   table.y)  # type: ignore[attr-defined]
+        weights, bias = fold_standardised_logistic(final)
+        model = build_scoring_model(backbone, [extractor.model] * len(scales), scales,
+                                    np.split(weights, len(scales)), bias)
+        notes = "frozen ImageNet backbone + standardised logistic head"
     pooled = evaluate(result.oof, table.y, table.attack_types,
                       operating_point=operating_point)
-    final = probe_model(C).fit(np.concatenate([table.X[s] for s in scales], axis=1),
-                               table.y)  # type: ignore[attr-defined]
-    weights, bias = fold_standardised_logistic(final)
-    model = build_scoring_model(backbone, extractor.model, scales, weights, bias)
     summary = summary_row(result)
     info = ModelInfo(
         test="cnn",
-        name=f"{backbone.name}-probe-{chosen}",
+        name=f"{backbone.name}-{head}-{chosen}",
         version=version or dt.date.today().isoformat(),
         threshold=float(pooled.threshold),
         threshold_rule=f"{operating_point} on the pooled leave-one-collection-out scores",
@@ -97,21 +154,67 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
                  "per_collection": {c: {"auc": r.auc, "eer": r.eer, "apcer": r.apcer_pooled,
                                         "bpcer": r.bpcer, "hter": r.hter}
                                     for c, r in result.per_collection.items()}},
-        notes="frozen ImageNet backbone + standardised logistic head (no fine-tuning yet)",
+        notes=notes + chosen_by,
     )
     rng = np.random.default_rng(0)
     side = backbone.input_side
     check = [backbone.preprocess(rng.integers(0, 256, (2, side, side, 3), dtype=np.uint8))
              for _ in scales]
-    save_model_folder(out, model, info, backbone, scales, {"C": C, "init": str(init or "")},
+    save_model_folder(out, model, info, backbone, scales,
+                      {"head": head, "C": C, "init": str(init or ""), "variants": variants},
                       check_inputs=check)
     report_paths = write_report(pooled, out / "evaluation", f"cnn {info.name}: pooled "
                                 "leave-one-collection-out scores", result.oof, table.y,
                                 table.attack_types)
+    write_oof_scores(out / "evaluation" / OOF_FILE, table.keys, table.collections, table.y,
+                     table.attack_types, result.oof)
     card = out / CARD
     card.write_text(_card(info, backbone.name, backbone.initialisation, rows, result, command,
-                          report_paths))
+                          report_paths, head))
     return card
+
+
+def _better(a: Any, b: Any) -> bool:
+    """Whether LOCO result ``a`` beats ``b``: lower mean HTER, then higher mean AUC."""
+    sa, sb = summary_row(a), summary_row(b)
+    return (round(sa["hter_mean"], 4), -sa["auc_mean"]) < (round(sb["hter_mean"], 4),
+                                                          -sb["auc_mean"])
+
+
+def _finetune(samples: list, backbone: Any, extractor: FeatureExtractor,
+              scales: Sequence[str], cache_dir: Path, operating_point: str, variants: int,
+              fit: FitConfig, rows: dict) -> tuple[Any, Any, dict[str, int]]:
+    """Fine-tune the last block per scale: leave-one-collection-out rows (added to
+    ``rows``), then the final fit. Returns (the shipped LOCO result, the scoring model,
+    the final epochs per scale)."""
+    import keras
+
+    split = SPLIT_LAYERS[backbone.name]
+    prefix, suffix = split_trunk(extractor.model, split)
+    acts = extract_activations(
+        samples, backbone, prefix, scales,
+        cache_dir / f"{backbone.name}-{split}-v{variants}-s{fit.seed}.h5", get_settings(),
+        variants=variants, seed=fit.seed)
+    start = suffix.get_weights()
+    results, fold_epochs = loco_finetune(acts, {s: suffix for s in scales}, operating_point,
+                                         fit)
+    cost = _cost(extractor)
+    for name, res in results.items():
+        rows[f"{backbone.name} fine-tuned last block + augmentation, {name}"] = (res, cost)
+    trunks, weights, biases, epochs = [], [], [], {}
+    for scale in scales:
+        epochs[scale] = max(1, round(statistics.median(fold_epochs[scale])))
+        model, _ = fit_scale(suffix, start, acts.A[scale], acts.y, None, fit, epochs[scale])
+        w, b = model.get_layer("p_live").get_weights()
+        tuned = keras.models.clone_model(suffix)
+        tuned.set_weights(suffix.get_weights())
+        inputs = keras.Input((backbone.input_side,) * 2 + (3,))
+        trunks.append(keras.Model(inputs, tuned(prefix(inputs)), name=f"{scale}_trunk"))
+        weights.append(w[:, 0] / len(scales))
+        biases.append(float(b[0]))
+    suffix.set_weights(start)
+    scoring = build_scoring_model(backbone, trunks, scales, weights, float(np.mean(biases)))
+    return results["+".join(scales)], scoring, epochs
 
 
 def _cost(extractor: FeatureExtractor, repeat: int = 10) -> str:
@@ -129,7 +232,7 @@ def _cost(extractor: FeatureExtractor, repeat: int = 10) -> str:
 
 
 def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
-          command: str, report_paths: dict[str, Path]) -> str:
+          command: str, report_paths: dict[str, Path], head: str) -> str:
     lines = [
         f"# Model card: cnn `{info.name}` {info.version}",
         "",
@@ -158,14 +261,18 @@ def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
         "",
         "## Model",
         "",
-        f"- Backbone: `{backbone}` ({init}), frozen; global average pooling of each crop "
-        "scale the model uses (`face`: the aligned face crop at context 1.6; `frame`: the "
-        "whole image; several are concatenated); a standardised L2 logistic regression "
-        "folded into one sigmoid unit; served as `model.tflite` by LiteRT.",
+        f"- Backbone: `{backbone}` ({init}); crop scales `face` (the aligned face crop at "
+        "context 1.6) and `frame` (the whole image).",
+        ("- Head: per scale, the last block fine-tuned on cached activations of the served "
+         "view, camera-chain copies (defocus, gamma, colour cast, rescale, noise, JPEG) and "
+         "a simulated print/screen recapture of each bona fide image (an attack), "
+         "class-balanced, early-stopped on held-out collections; the scales fused by their "
+         f"mean log-odds ({info.notes})." if head == "finetune" else
+         "- Head: frozen trunk, global average pooling of each scale, a standardised L2 "
+         f"logistic regression folded into one linear unit ({info.notes})."),
+        "- Served as `model.tflite` by LiteRT (no TensorFlow in the serving image), with "
+        "the Grad-CAM map of each scale as a second output (`explain=true`).",
         f"- Threshold {info.threshold:.4f}: {info.threshold_rule}.",
-        "- Not yet done: fine-tuning of the last blocks with capture-chain augmentation, the "
-        "from-scratch comparison rows (ResNet50, MobileNetV2-0.35@96, LivenessNet@32) and "
-        "Grad-CAM explanations.",
         "",
         f"Reproduce: `{command}`" if command else "",
         "",

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common.augment import capture_chain, simulated_recapture
 from common.datasets import open_dataset
 from common.datasets.base import DatasetManager, Sample
 from common.datasets.splits import leave_one_group_out
@@ -29,7 +30,6 @@ from common.errors import ImageError
 from common.evaluation.metrics import threshold_at_operating_point
 from common.evaluation.report import EvaluationReport, evaluate
 from common.imageio import decode_image
-from workers.quality.augment import capture_chain, simulated_recapture
 from workers.quality.features import FEATURE_NAMES, WORKING_PIXELS, extract_features
 from workers.quality.model import QualityClassifier
 

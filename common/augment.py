@@ -1,10 +1,15 @@
-"""Training-time augmentations that target the collection shift of W-IQA.
+"""Training-time augmentations that target the collection shift.
 
-Quality measures read the capture chain (sensor noise, scaling, JPEG) as much as
-the attack, so a model learns "which collection" unless every training image is
-pushed through random capture chains. Simulated print/screen recaptures of live
-images add attacks with the artefacts real ones share (blur, compressed gamut,
-moiré or print noise) in every collection. Used for training only, never to test.
+A liveness model reads the capture chain (optics, exposure, white balance, sensor noise,
+scaling, JPEG) as much as the attack, so it learns "which collection" unless every
+training image is pushed through random capture chains. Simulated print/screen
+recaptures of live images add attacks with the artefacts real ones share (blur,
+compressed gamut, moiré or print noise) in every collection. Used for training only,
+never to test. Every function maps an RGB uint8 (H, W, 3) image and a NumPy
+``Generator`` to a new RGB uint8 image; the same seed gives the same output.
+
+Used by the quality test (``capture_chain``, ``simulated_recapture``) and the CNN test
+(``camera_chain``, which adds :func:`photometric` before the capture chain).
 """
 
 from __future__ import annotations
@@ -43,3 +48,21 @@ def simulated_recapture(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray
     else:  # print: halftone and paper grain
         out += rng.normal(0.0, rng.uniform(2, 6), out.shape).astype(np.float32)
     return capture_chain(np.clip(out, 0, 255).astype(np.uint8), rng)
+
+
+def photometric(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random optics and exposure: defocus (Gaussian σ ≤ 1.2 px, half the time), gamma
+    (0.7–1.4) and a colour cast (per-channel gain 0.85–1.15, i.e. a white-balance error)."""
+    out = rgb
+    if rng.random() < 0.5:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2))
+    gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)
+    lut = np.arange(256, dtype=np.float32) / 255.0
+    curve = lut ** np.float32(rng.uniform(0.7, 1.4))
+    out = curve[out] * gain * 255.0
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def camera_chain(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another camera: :func:`photometric`, then :func:`capture_chain`."""
+    return capture_chain(photometric(rgb, rng), rng)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from skimage import data
 
-from workers.quality.augment import capture_chain, simulated_recapture
+from common.augment import capture_chain, simulated_recapture
 from workers.quality.features import FEATURE_NAMES, extract_features
 
 
@@ -28,3 +28,15 @@ def test_recapture_loses_sharpness_and_range():
     assert np.ptp(fake) < np.ptp(rgb)
     features = extract_features(fake)
     assert features.shape == (len(FEATURE_NAMES),) and np.isfinite(features).all()
+
+
+def test_camera_chain_changes_colour_and_is_deterministic():
+    from common.augment import camera_chain, photometric
+
+    rgb = data.astronaut()
+    a = photometric(rgb, np.random.default_rng(5))
+    assert a.shape == rgb.shape and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - rgb).mean() > 1  # gamma / cast moved the pixels
+    b = camera_chain(rgb, np.random.default_rng(5))
+    np.testing.assert_array_equal(b, camera_chain(rgb, np.random.default_rng(5)))
+    assert b.ndim == 3 and b.dtype == np.uint8

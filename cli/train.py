@@ -1,4 +1,5 @@
-"""``liveness train <test>``: one subcommand per registered test that has a trainer.
+"""``liveness train <test>``: one subcommand per registered test that has a trainer, and
+``liveness train fusion`` (fuses the tests' out-of-fold scores).
 
 The subcommands come from the registry (each :class:`common.registry.TestSpec` names its
 ``trainer``, a ``click.Command``) and are imported only when run or asked for help.
@@ -15,9 +16,13 @@ class TrainGroup(click.Group):
     """A click group whose commands are the registered tests' trainers (lazy)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [spec.name for spec in default_registry() if spec.trainer]
+        return [*(spec.name for spec in default_registry() if spec.trainer), "fusion"]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "fusion":
+            from workers.fusion.cli import train_fusion_command
+
+            return train_fusion_command
         registry = default_registry()
         if cmd_name not in registry or not registry.get(cmd_name).trainer:
             return None

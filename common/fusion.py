@@ -14,9 +14,16 @@ single test's decision is exactly its own decision at its own threshold.
 
 A trained fusion (:class:`LinearLogOddsFusion`, seed: Collins 2019's LDA
 "consolidation layer") is linear in the tests' log-odds ``logit(s_i)``, with one weight
-vector and bias per subset of tests, so a job whose CNN or 3D test failed is still
-fused by a model fitted for exactly the tests that answered. LDA and logistic
-regression both give such a model; ``liveness train fusion`` (a later issue) writes it.
+vector, bias, threshold and calibration per subset of tests, so a job whose CNN or 3D
+test failed is still fused by a model fitted for exactly the tests that answered. LDA
+and logistic regression both give such a model; ``liveness train fusion`` writes it
+(:mod:`workers.fusion.train`).
+
+Decisions: ``live`` at or above the threshold, ``spoof`` below, and ``retry`` when the
+fused log-odds lie within ``retry_band`` of the threshold's (the service then asks for
+another capture instead of guessing). A trained model names its ``operating_point`` and
+gives a calibrated ``probability`` of bona fide (Platt scaling of the fused log-odds on
+out-of-fold scores: Platt, "Probabilistic outputs for support vector machines", 1999).
 """
 
 from __future__ import annotations
@@ -42,12 +49,15 @@ _EPS = 1e-6
 
 @dataclass(frozen=True)
 class FusedScore:
-    """The fused P(live) (``None`` when no test scored), its threshold and decision."""
+    """The fused P(live) (``None`` when no test scored), its threshold and decision,
+    the operating point the threshold was chosen at, and the calibrated probability."""
 
     score: float | None
     threshold: float
     decision: str
     name: str
+    operating_point: str | None = None
+    probability: float | None = None
 
 
 class Fusion(Protocol):
@@ -60,9 +70,12 @@ class Fusion(Protocol):
         ...
 
 
-def decide(score: float | None, threshold: float) -> str:
-    """``live`` at or above ``threshold``, ``spoof`` below, ``retry`` without a score."""
+def decide(score: float | None, threshold: float, retry_band: float = 0.0) -> str:
+    """``live`` at or above ``threshold``, ``spoof`` below; ``retry`` without a score or
+    when ``|logit(score) − logit(threshold)| < retry_band`` (log-odds units)."""
     if score is None:
+        return "retry"
+    if retry_band > 0 and abs(_logit(score) - _logit(threshold)) < retry_band:
         return "retry"
     return "live" if score >= threshold else "spoof"
 
@@ -99,42 +112,70 @@ class NormalisedLogOddsFusion:
         return FusedScore(score, self.threshold, decide(score, self.threshold), self.name)
 
 
+@dataclass(frozen=True)
+class SubsetModel:
+    """The fusion of one subset of tests: ``z = bias + Σ w_t · logit(s_t)``, P(live) =
+    ``expit(z)``, decided at ``threshold`` (a P(live)); calibrated probability
+    ``expit(platt_a · z + platt_b)``."""
+
+    weights: dict[str, float]
+    bias: float
+    threshold: float
+    platt_a: float = 1.0
+    platt_b: float = 0.0
+
+    def log_odds(self, scores: Mapping[str, float]) -> float:
+        return self.bias + sum(w * _logit(scores[t]) for t, w in self.weights.items())
+
+
 class LinearLogOddsFusion:
     """A trained linear fusion over the tests' log-odds, one model per subset of tests.
 
     ``subsets`` maps ``"+"``-joined sorted test names (``"cnn+quality"``) to
-    ``{"weights": {test: w}, "bias": b}``; the fused score is
-    ``expit(b + Σ w_test · logit(s_test))`` for the subset of tests that answered, and
-    the decision is taken at ``threshold``. A subset without a fitted model falls back
-    to the largest fitted subset of the tests that answered (their other tests ignored).
+    ``{"weights": {test: w}, "bias": b, "threshold": t, "calibration": {"a", "b"}}``
+    (threshold and calibration optional: the model's ``threshold``, no calibration);
+    the fused score is ``expit(b + Σ w_test · logit(s_test))`` for the subset of tests
+    that answered, decided at that subset's threshold with the ``retry_band``. A subset
+    without a fitted model falls back to the largest fitted subset of the tests that
+    answered (their other tests ignored).
     """
 
     format = "linear-log-odds"
 
-    def __init__(self, name: str, threshold: float,
-                 subsets: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, name: str, threshold: float, subsets: Mapping[str, Mapping[str, Any]],
+                 operating_point: str | None = None, retry_band: float = 0.0) -> None:
         if not subsets:
             raise ModelError("a linear fusion model needs at least one fitted subset")
+        if not (math.isfinite(retry_band) and retry_band >= 0):
+            raise ModelError(f"retry_band must be a non-negative number, got {retry_band!r}")
         self.name = name
         self.threshold = float(threshold)
-        self.subsets: dict[frozenset[str], tuple[dict[str, float], float]] = {}
+        self.operating_point = operating_point
+        self.retry_band = float(retry_band)
+        self.subsets: dict[frozenset[str], SubsetModel] = {}
         for key, model in subsets.items():
             tests = frozenset(t for t in key.split("+") if t)
             weights = {str(t): float(w) for t, w in model["weights"].items()}
             if set(weights) != tests:
                 raise ModelError(f"fusion subset {key!r} has weights for {sorted(weights)}")
-            self.subsets[tests] = (weights, float(model["bias"]))
+            calibration = model.get("calibration") or {}
+            self.subsets[tests] = SubsetModel(
+                weights, float(model["bias"]), float(model.get("threshold", threshold)),
+                float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0)))
+        self.calibrated = any("calibration" in m for m in subsets.values())
 
     @classmethod
     def from_manifest(cls, doc: Mapping[str, Any]) -> LinearLogOddsFusion:
         info = doc.get("info") or {}
         params = doc.get("params") or {}
         try:
-            return cls(str(info["name"]), float(info["threshold"]), params["subsets"])
-        except (KeyError, TypeError, ValueError) as exc:
+            return cls(str(info["name"]), float(info["threshold"]), params["subsets"],
+                       params.get("operating_point"), float(params.get("retry_band", 0.0)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"malformed linear fusion model: {exc}") from exc
 
-    def _model_for(self, tests: frozenset[str]) -> tuple[dict[str, float], float] | None:
+    def model_for(self, tests: frozenset[str]) -> SubsetModel | None:
+        """The model of ``tests``, else of the largest fitted subset of them, else None."""
         if tests in self.subsets:
             return self.subsets[tests]
         fitting = [s for s in self.subsets if s <= tests]
@@ -142,13 +183,15 @@ class LinearLogOddsFusion:
 
     def fuse(self, outcomes: Mapping[str, TestOutcome]) -> FusedScore:
         scored = _scored(outcomes)
-        model = self._model_for(frozenset(scored))
-        score = None
-        if model is not None:
-            weights, bias = model
-            score = _expit(bias + sum(w * _logit(scored[t].score or 0.0)
-                                      for t, w in weights.items()))
-        return FusedScore(score, self.threshold, decide(score, self.threshold), self.name)
+        model = self.model_for(frozenset(scored))
+        if model is None:
+            return FusedScore(None, self.threshold, "retry", self.name, self.operating_point)
+        z = model.log_odds({t: scored[t].score or 0.0 for t in model.weights})
+        score = _expit(z)
+        probability = _expit(model.platt_a * z + model.platt_b) if self.calibrated else None
+        return FusedScore(score, model.threshold,
+                          decide(score, model.threshold, self.retry_band), self.name,
+                          self.operating_point, probability)
 
 
 #: Fusion model formats a ``models/fusion/model.json`` may declare.

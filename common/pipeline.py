@@ -31,6 +31,8 @@ from common.result import FaceDetection, LivenessResult, TestOutcome
 
 #: Reason code added for every test that produced no score.
 TEST_FAILED = "test_failed"
+#: Reason code of a fused score inside the retry band around its threshold.
+RETRY_BAND = "score_in_retry_band"
 
 
 def load_tests(names: Iterable[str], settings: Settings | None = None,
@@ -91,6 +93,8 @@ def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: f
     decision = fused.decision if face.usable else "retry"
     reasons = [*face.reasons, *(f"{TEST_FAILED}:{n}" for n, o in outcomes.items()
                                 if o.score is None)]
+    if fused.score is not None and fused.decision == "retry":
+        reasons.append(RETRY_BAND)
     return LivenessResult(
         score=None if fused.score is None else round(fused.score, 6),
         decision=decision,
@@ -100,6 +104,8 @@ def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: f
         tests=dict(outcomes),
         seconds=round(seconds, 4),
         reasons=tuple(reasons),
+        operating_point=fused.operating_point,
+        probability=None if fused.probability is None else round(fused.probability, 6),
     )
 
 

@@ -208,11 +208,19 @@ class LivenessResult:
     seconds: float = field(default=0.0, metadata=_doc(
         "processing time of the image (in the service: from its first task's start)"))
     reasons: tuple[str, ...] = field(default=(), metadata=_doc(
-        "reason codes: the face stage's (see face.reasons) and test_failed:<test> for each "
+        "reason codes: the face stage's (see face.reasons), score_in_retry_band (the fused "
+        "score is too close to its threshold to decide) and test_failed:<test> for each "
         "test without a score"))
     missing_tests: dict[str, str] | None = field(
         default=None, metadata=_doc("test → why it has no score"))
     timings: dict[str, Any] | None = field(default=None, metadata=_doc("where the time went"))
+    operating_point: str | None = field(default=None, metadata=_doc(
+        "the operating point the threshold was chosen at (e.g. apcer<=5%); null for the "
+        "default rule"))
+    probability: float | None = field(default=None, metadata=_doc(
+        "calibrated probability of a bona fide presentation (a trained fusion's Platt "
+        "scaling on out-of-fold scores, or the request's calibration profile); null when "
+        "uncalibrated"))
 
     @property
     def face_found(self) -> bool:
@@ -229,6 +237,8 @@ class LivenessResult:
             "reasons": list(self.reasons),
             "tests": {name: outcome.to_dict() for name, outcome in self.tests.items()},
             "seconds": self.seconds,
+            "operating_point": self.operating_point,
+            "probability": self.probability,
         }
         if self.missing_tests is not None:
             out["missing_tests"] = dict(self.missing_tests)
@@ -250,6 +260,9 @@ class LivenessResult:
             tests={str(k): TestOutcome.from_dict(v) for k, v in (data.get("tests") or {}).items()},
             seconds=float(data.get("seconds") or 0.0),
             reasons=tuple(str(r) for r in data.get("reasons", ())),
+            operating_point=data.get("operating_point"),
+            probability=None if data.get("probability") is None else float(
+                data["probability"]),
             missing_tests=None if missing is None else {str(k): str(v)
                                                         for k, v in missing.items()},
             timings=None if timings is None else dict(timings),
@@ -291,6 +304,8 @@ class JobView:
             "missing_tests": dict(r.missing_tests) if r and r.missing_tests is not None
             else None,
             "timings": dict(r.timings) if r and r.timings is not None else None,
+            "operating_point": r.operating_point if r else None,
+            "probability": r.probability if r else None,
             "error": self.error or None,
             "explanations": list(self.explanations),
         }

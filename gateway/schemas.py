@@ -153,7 +153,8 @@ def _job_schema() -> type[Schema]:
     attrs["links"] = fields.Nested(LinksSchema)
     ordered = ["id", "status", "created_at", "updated_at", "tests", "score", "decision",
                "threshold", "fusion", "face_found", "face", "reasons", "tests_detail",
-               "missing_tests", "timings", "error", "explanations", "links"]
+               "missing_tests", "timings", "operating_point", "probability", "error",
+               "explanations", "links"]
     return type("JobSchema", (Schema,), {k: attrs[k] for k in ordered})
 
 

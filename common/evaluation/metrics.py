@@ -362,7 +362,8 @@ def _threshold_at_bpcer(s: np.ndarray, y: np.ndarray, bpcer_target: float) -> fl
     return float(b[k]) if k < b.size else float(np.nextafter(s.max(), np.inf))
 
 
-_POINT = re.compile(r"^\s*(apcer|bpcer)\s*=\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(%?)\s*$")
+_POINT = re.compile(
+    r"^\s*(apcer|bpcer)\s*(?:<=|=|≤)\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(%?)\s*$")
 
 
 def threshold_at_operating_point(
@@ -376,9 +377,10 @@ def threshold_at_operating_point(
     ``point`` is one of
 
     * ``"eer"``: pooled APCER = BPCER (:func:`equal_error_rate`);
-    * ``"apcer=0.05"`` (or ``"apcer=5%"``): the lowest threshold keeping the worst
-      attack type's APCER within the target (:func:`bpcer_at_apcer`);
-    * ``"bpcer=0.05"`` (or ``"bpcer=5%"``): the highest threshold keeping BPCER
+    * ``"apcer<=5%"`` (or ``"apcer=0.05"``): the lowest threshold keeping the worst
+      attack type's APCER within the target, i.e. the lowest BPCER at that security
+      (:func:`bpcer_at_apcer`);
+    * ``"bpcer<=5%"`` (or ``"bpcer=0.05"``): the highest threshold keeping BPCER
       within the target, i.e. the most attacks rejected at that convenience.
 
     Fit on development data: a threshold fitted on the test scores themselves
@@ -392,7 +394,8 @@ def threshold_at_operating_point(
     m = _POINT.match(name)
     if m is None:
         raise ValueError(
-            f"unknown operating point {point!r}; use 'eer', 'apcer=<rate>' or 'bpcer=<rate>'"
+            f"unknown operating point {point!r}; use 'eer', 'apcer<=<rate>' (e.g. apcer<=5%) "
+            "or 'bpcer<=<rate>'"
         )
     rate = float(m.group(2)) / (100.0 if m.group(3) else 1.0)
     if not 0.0 <= rate <= 1.0:

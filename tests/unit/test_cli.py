@@ -87,6 +87,12 @@ def test_train_writes_model_card_and_validation(trained):
     assert "leave-one-collection-out" in card and "| alpha |" in card
     for name in ("report.md", "report.json", "roc.png", "det.png", "scores.png"):
         assert (folder / "validation" / name).is_file()
+    from common.evaluation.oof import read_oof_scores
+
+    oof = read_oof_scores(folder / "validation" / "oof_scores.csv")
+    assert len(oof.keys) == 48 and set(oof.collections) == {"alpha", "beta"}
+    assert all(k.split("/")[0] in ("alpha", "beta") for k in oof.keys)
+    assert np.isfinite(oof.scores).all()
 
 
 def test_score_csv_matches_in_process_pipeline(trained, datasets, tmp_path, monkeypatch):

@@ -11,6 +11,8 @@ import numpy as np
 import sklearn
 
 from common.estimator import ModelInfo
+from common.evaluation.oof import FILE as OOF_FILE
+from common.evaluation.oof import write_oof_scores
 from common.evaluation.report import EvaluationReport, combine_reports, write_report
 from workers.quality.features import FEATURE_NAMES, WORKING_PIXELS
 from workers.quality.model import QualityClassifier
@@ -119,6 +121,8 @@ def train_and_document(
         features.attack_types[scored],
         extra_sections={"Per held-out collection": combine_reports(cv.per_fold)},
     )
+    write_oof_scores(out / "validation" / OOF_FILE, features.keys, features.collections,
+                     features.y, features.attack_types, cv.oof_scores)
     card = out / "MODEL_CARD.md"
     card.write_text(_card_text(model, features, cv, command))
     return card
@@ -129,7 +133,7 @@ def _augment_text(features: FeatureSet) -> str:
         return "the images as they are (no augmentation)."
     n_sim = int((features.aug_y == 0).sum() - (features.y == 0).sum())
     return (
-        f"{len(features.aug_y)} augmented rows (`workers/quality/augment.py`): every image once "
+        f"{len(features.aug_y)} augmented rows (`common/augment.py`): every image once "
         f"through a random capture chain (rescale, sensor noise, JPEG), plus {n_sim} simulated "
         "print/screen recaptures of the live images, labelled attack. The original images "
         "are not fitted on directly; they are what the validation scores."

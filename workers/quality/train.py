@@ -16,7 +16,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,9 @@ class FeatureSet:
     samples: list[Sample]
     dataset_names: list[str]
     skipped: int = 0
-    #: Augmented training rows (see workers.quality.augment); ``aug_owner[i]`` is the
+    #: ``<dataset name>/<sample key>`` of each row (the key of out-of-fold score files).
+    keys: list[str] = field(default_factory=list)
+    #: Augmented training rows (see common.augment); ``aug_owner[i]`` is the
     #: index in ``samples`` of the image row ``i`` was made from, so folds stay disjoint.
     aug_X: np.ndarray | None = None
     aug_y: np.ndarray | None = None
@@ -155,7 +157,8 @@ def dataset_features(
     kept = [s for s, k in zip(samples, keep, strict=True) if k]
     if not keep.all():
         log.warning("%s: %d unusable images skipped", dataset.name, int((~keep).sum()))
-    features = FeatureSet(X, kept, [dataset.name], skipped=int((~keep).sum()))
+    features = FeatureSet(X, kept, [dataset.name], skipped=int((~keep).sum()),
+                          keys=[f"{dataset.name}/{s.key}" for s in kept])
     if augment:
         _add_augmentations(features, dataset, cache_dir, jobs)
     return features
@@ -198,6 +201,7 @@ def load_features(
         samples=[s for p in parts for s in p.samples],
         dataset_names=[n for p in parts for n in p.dataset_names],
         skipped=sum(p.skipped for p in parts),
+        keys=[k for p in parts for k in p.keys],
     )
     if augment:
         offsets = np.cumsum([0] + [len(p.samples) for p in parts[:-1]])

@@ -1,0 +1,109 @@
+"""Fusion trained on out-of-fold scores: every subset of tests, method comparison,
+operating points and the retry band (against hand-computed values)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from common.evaluation.metrics import threshold_at_operating_point
+from common.evaluation.oof import write_oof_scores
+from common.fusion import LinearLogOddsFusion, decide, load_fusion
+from common.result import TestOutcome
+from workers.fusion.train import (
+    fit_linear,
+    load_score_table,
+    logit,
+    subsets,
+    train_fusion,
+)
+
+
+def _oof_files(tmp_path, rng, drop_cnn_every: int = 7):
+    """Quality weak, cnn strong; 4 collections; cnn missing on some images."""
+    n = 240
+    y = np.arange(n) % 2
+    colls = [f"c{(i // 2) % 4}" for i in range(n)]
+    keys = [f"set/{i}" for i in range(n)]
+    types = np.where(y == 1, "none", "print")
+    quality = 1 / (1 + np.exp(-(0.6 * (2 * y - 1) + rng.normal(0, 1, n))))
+    cnn = 1 / (1 + np.exp(-(2.5 * (2 * y - 1) + rng.normal(0, 1, n))))
+    cnn[::drop_cnn_every] = np.nan
+    write_oof_scores(tmp_path / "q.csv", keys, colls, y, types, quality)
+    write_oof_scores(tmp_path / "c.csv", keys, colls, y, types, cnn)
+    return {"quality": tmp_path / "q.csv", "cnn": tmp_path / "c.csv"}
+
+
+def test_score_table_joins_and_filters(tmp_path) -> None:
+    files = _oof_files(tmp_path, np.random.default_rng(0))
+    table = load_score_table(files)
+    assert table.tests == ["cnn", "quality"] and table.S.shape == (240, 2)
+    assert table.present(["cnn", "quality"]).sum() == 240 - len(range(0, 240, 7))
+    with pytest.raises(ValueError, match="no scored image"):
+        load_score_table(files, datasets=["other"])
+
+
+def test_subsets_and_rule_weights() -> None:
+    assert subsets(["quality", "cnn"]) == [("cnn", "quality"), ("cnn",), ("quality",)]
+    w, b = fit_linear("rule", np.zeros((2, 2)), np.array([0, 1]), [0.5, 0.8])
+    assert w.tolist() == [0.5, 0.5] and b == pytest.approx(-math.log(4) / 2)
+    with pytest.raises(ValueError, match="unknown fusion method"):
+        fit_linear("svm", np.zeros((2, 1)), np.array([0, 1]))
+
+
+def test_train_fusion_every_subset_and_the_best_method(tmp_path) -> None:
+    files = _oof_files(tmp_path, np.random.default_rng(1))
+    out = tmp_path / "fusion"
+    card = train_fusion(files, out, {"quality": 0.5, "cnn": 0.5}, operating_point="apcer<=5%",
+                        retry_band=0.5, version="t")
+    text = card.read_text()
+    for method in ("rule", "lda", "logistic"):
+        assert f"| {method} | cnn + quality |" in text or f"| **{method}** | cnn + quality |" in text
+    assert "| cnn |" in text and "| quality |" in text and "Retry band" in text
+    fusion = load_fusion(tmp_path)
+    assert isinstance(fusion, LinearLogOddsFusion) and fusion.operating_point == "apcer<=5%"
+    assert set(fusion.subsets) == {frozenset({"cnn", "quality"}), frozenset({"cnn"}),
+                                   frozenset({"quality"})}
+    both = {"cnn": TestOutcome(score=0.9), "quality": TestOutcome(score=0.4)}
+    only_quality = {"cnn": TestOutcome(score=None, error="model_unavailable: x"),
+                    "quality": TestOutcome(score=0.4)}
+    for outcomes, subset in ((both, {"cnn", "quality"}), (only_quality, {"quality"})):
+        fused = fusion.fuse(outcomes)
+        model = fusion.subsets[frozenset(subset)]
+        z = model.bias + sum(w * math.log(outcomes[t].score / (1 - outcomes[t].score))
+                             for t, w in model.weights.items())
+        assert fused.score == pytest.approx(1 / (1 + math.exp(-z)))
+        assert fused.threshold == model.threshold and fused.probability is not None
+        assert fused.decision == decide(fused.score, model.threshold, 0.5)
+    assert (out / "evaluation" / "reliability.png").is_file()
+    assert (out / "evaluation" / "oof_scores.csv").is_file()
+
+
+def test_operating_point_arithmetic_by_hand() -> None:
+    # 20 attacks scored 0.00..0.19 (+0.005), 10 bona fide at 0.5..0.95.
+    attacks = np.arange(20) / 100 + 0.005
+    bona = 0.5 + np.arange(10) / 20
+    s = np.concatenate([attacks, bona])
+    y = np.array([0] * 20 + [1] * 10)
+    # APCER ≤ 5 %: one of 20 attacks may pass: the threshold must reject the second
+    # highest attack (0.185), so it sits just above 0.185 and at or below 0.195.
+    t5 = threshold_at_operating_point(s, y, "apcer<=5%")
+    assert 0.185 < t5 <= 0.195
+    assert threshold_at_operating_point(s, y, "apcer=0.05") == t5
+    assert np.mean(s[y == 0] >= t5) == pytest.approx(0.05)
+    t1 = threshold_at_operating_point(s, y, "apcer<=1%")  # none may pass
+    assert 0.195 < t1 <= 0.5 and np.mean(s[y == 0] >= t1) == 0.0
+    with pytest.raises(ValueError, match="unknown operating point"):
+        threshold_at_operating_point(s, y, "far<=1%")
+
+
+def test_retry_band_by_hand() -> None:
+    t = 0.5  # logit 0
+    assert decide(0.6, t, 0.5) == "retry"       # logit 0.405 < 0.5
+    assert decide(0.65, t, 0.5) == "live"       # logit 0.619
+    assert decide(0.35, t, 0.5) == "spoof"      # logit −0.619
+    assert decide(0.4, t, 0.5) == "retry"
+    assert decide(0.6, t, 0.0) == "live" and decide(None, t, 0.5) == "retry"
+    assert logit(np.array([0.5]))[0] == 0.0

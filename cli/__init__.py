@@ -11,6 +11,7 @@ import logging
 import click
 
 from cli.apikey import apikey_command
+from cli.calibrate import calibrate_command
 from cli.evaluate import evaluate_command
 from cli.score import score_command
 from cli.serve import serve_command
@@ -41,6 +42,7 @@ def run() -> None:
 main.add_command(score_command)
 main.add_command(train_group)
 main.add_command(evaluate_command)
+main.add_command(calibrate_command)
 main.add_command(serve_command)
 main.add_command(apikey_command)
 main.add_command(tests_command)

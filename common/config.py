@@ -109,6 +109,12 @@ class Settings:
     #: Tests a job runs when the client names none (comma-separated); empty: the tests
     #: whose registry entry says ``default=True`` (today ``quality``).
     default_tests: str = ""
+    #: Calibration profile (``<models_dir>/profiles/<name>.json``, ``liveness calibrate``)
+    #: a job uses when neither the request nor its API key names one; empty: none (the
+    #: fusion model's own threshold).
+    default_profile: str = ""
+    #: Per-API-key default profiles, ``key-id=profile,…`` (before ``default_profile``).
+    key_profiles: str = ""
     # --- HTTP gateway (issue 3) ---
     #: API keys as ``id:sha256hex`` pairs, comma-separated; the id owns the key's jobs.
     #: Only hashes are configured (``liveness apikey`` prints a new key and its line).
@@ -180,6 +186,15 @@ class Settings:
                                 "LIVENESS_VISIBILITY_TIMEOUT_S (a killed worker's task is "
                                 "redelivered after the latter)")
         from common.egress import parse_allowlist
+        from common.profiles import parse_key_profiles, valid_name
+
+        try:
+            parse_key_profiles(settings.key_profiles)
+        except ValueError as exc:
+            raise SettingsError(f"LIVENESS_KEY_PROFILES: {exc}") from None
+        if settings.default_profile and not valid_name(settings.default_profile):
+            raise SettingsError(f"LIVENESS_DEFAULT_PROFILE={settings.default_profile!r}: not "
+                                "a profile name (letters, digits, _ . -)")
 
         try:
             parse_allowlist(settings.webhook_allowlist)

@@ -34,9 +34,10 @@ from kombu.exceptions import OperationalError
 
 from common.config import Settings
 from common.egress import Resolver, check_callback_url, parse_allowlist, system_resolver
-from common.errors import ImageError, LivenessError
+from common.errors import ImageError, LivenessError, ModelError
 from common.imageio import decode_image
 from common.jobstore import TERMINAL, IdempotencyConflictError, JobStore, new_id
+from common.profiles import load_profiles, parse_key_profiles
 from common.queueing import FACE_TASK, FINALIZE_TASK, LivenessCelery
 from common.registry import FACE_QUEUE, TestRegistry, UnknownTestError
 from common.result import JobView, LivenessResult
@@ -44,17 +45,26 @@ from common.result import JobView, LivenessResult
 log = logging.getLogger(__name__)
 
 __all__ = ["IdempotencyConflictError", "JobService", "OverloadedError", "StoreUnavailableError",
-           "UnknownTestError", "job_view"]
+           "UnknownProfileError", "UnknownTestError", "job_view"]
 
 
 def request_fingerprint(image: bytes, tests: Iterable[str], callback_url: str | None,
-                        explain: bool = False) -> str:
+                        explain: bool = False, profile: str = "") -> str:
     """SHA-256 hex of what makes two submissions the same request."""
     digest = hashlib.sha256(image)
     digest.update(b"\0" + ",".join(tests).encode() + b"\0" + (callback_url or "").encode())
     if explain:
         digest.update(b"\0explain")
+    if profile:
+        digest.update(b"\0profile=" + profile.encode())
     return digest.hexdigest()
+
+
+class UnknownProfileError(LivenessError):
+    """A calibration profile that is not loaded (HTTP 422)."""
+
+    code = "unknown_profile"
+    http_status = 422
 
 
 class OverloadedError(LivenessError):
@@ -122,6 +132,26 @@ class JobService:
         self.allowlist = parse_allowlist(self.settings.webhook_allowlist)
         #: Messages waiting per queue (``None``: the broker cannot say; no bound).
         self.queue_depths = queue_depths
+        #: Calibration profiles (``<models_dir>/profiles``), read once; a malformed one
+        #: stops the service at start (ModelError).
+        self.profiles = load_profiles(self.settings.models_dir)
+        self.key_profiles = parse_key_profiles(self.settings.key_profiles)
+        named = {*self.key_profiles.values(), self.settings.default_profile} - {""}
+        if named - set(self.profiles):
+            raise ModelError(f"LIVENESS_DEFAULT_PROFILE / LIVENESS_KEY_PROFILES name profiles "
+                             f"that are not in {self.settings.models_dir}/profiles: "
+                             f"{', '.join(sorted(named - set(self.profiles)))}")
+
+    def resolve_profile(self, owner: str, requested: str | None) -> str:
+        """The profile a job of ``owner`` uses: the request's, else the key's default,
+        else the deployment's, else none (``""``). :class:`UnknownProfileError` (422)
+        when it names no loaded profile."""
+        name = requested or self.key_profiles.get(owner) or self.settings.default_profile
+        if name and name not in self.profiles:
+            known = ", ".join(sorted(self.profiles)) or "none (liveness calibrate writes them)"
+            raise UnknownProfileError(f"unknown calibration profile {name[:64]!r}; known: "
+                                      f"{known}")
+        return name or ""
 
     def check_capacity(self, tests: Iterable[str]) -> None:
         """Refuse new work (503 + ``Retry-After``) while a queue it needs is full.
@@ -159,6 +189,7 @@ class JobService:
         batch_id: str | None = None,
         _prechecked: bool = False,
         explain: bool = False,
+        profile: str | None = None,
     ) -> dict[str, Any]:
         """Validate, store and enqueue one image; the queued job dict.
 
@@ -168,6 +199,7 @@ class JobService:
         (HTTP 409).
         """
         names = self.resolve_tests(tests)
+        profile_name = self.resolve_profile(owner, profile)
         if not _prechecked:  # a batch checks its callback and capacity once for all items
             self.check_callback(callback_url)
             self.check_capacity(names)
@@ -176,7 +208,8 @@ class JobService:
         with _available():
             idem = None
             if idempotency_key:
-                fingerprint = request_fingerprint(image_bytes, names, callback_url, explain)
+                fingerprint = request_fingerprint(image_bytes, names, callback_url, explain,
+                                                  profile_name)
                 existing = self.store.claim_idempotency(owner, idempotency_key, job_id,
                                                         fingerprint)
                 if existing is not None:
@@ -184,8 +217,8 @@ class JobService:
                     return view if view is not None else job_view(existing, None, "queued")
                 idem = self.store.idem_key(owner, idempotency_key)
             record = self.store.create_job(
-                job_id, owner, image_bytes, names, callback_url, batch_id, idem, explain
-            )
+                job_id, owner, image_bytes, names, callback_url, batch_id, idem, explain,
+                profile_name)
             try:
                 self._enqueue(job_id, names)
             except Exception:

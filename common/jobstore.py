@@ -242,6 +242,7 @@ class JobStore:
         batch_id: str | None = None,
         idem_key: str | None = None,
         explain: bool = False,
+        profile: str = "",
     ) -> dict[str, Any]:
         """Store the image (with TTL), the queued job record and its expiry tombstone.
 
@@ -261,6 +262,7 @@ class JobStore:
             "batch_id": batch_id or "",
             "idem_key": idem_key or "",
             "explain": "1" if explain else "",
+            "profile": profile,
             "explanations": "[]",
             "result_ttl_s": str(s.result_ttl_s),
             "deadline_s": str(s.job_deadline_s),

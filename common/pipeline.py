@@ -24,8 +24,9 @@ import numpy as np
 from common.config import Settings, get_settings
 from common.errors import LivenessError
 from common.faces import locate_face
-from common.fusion import Fusion, load_fusion
+from common.fusion import FusedScore, Fusion, decide, load_fusion
 from common.liveness_test import LivenessTest, needs_face
+from common.profiles import Profile, load_profiles
 from common.registry import TestRegistry, default_registry
 from common.result import FaceDetection, LivenessResult, TestOutcome
 
@@ -81,15 +82,36 @@ def run_test(test: LivenessTest, image: np.ndarray, face: FaceDetection | None
     )
 
 
+def profiles_for(settings: Settings | None = None) -> dict[str, Profile]:
+    """The calibration profiles of ``settings.models_dir``, loaded once per process."""
+    settings = settings or get_settings()
+    return _cached_profiles(Path(settings.models_dir).resolve())
+
+
+@cache
+def _cached_profiles(models_dir: Path) -> dict[str, Profile]:
+    return load_profiles(models_dir)
+
+
 def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: float,
-            fusion: Fusion) -> LivenessResult:
+            fusion: Fusion, profile: Profile | None = None) -> LivenessResult:
     """Fuse whatever test outcomes arrived into one result (the fusion worker's path too).
 
     A capture the face stage could not judge (no face, or a failed capture check:
     ``face.usable`` is false) gets the decision ``retry`` whatever the tests scored; the
     fused score is still reported. Only the tests ever decide ``spoof``.
+
+    With a calibration ``profile`` (:mod:`common.profiles`) the fused score is mapped to
+    the profile's calibrated probability, which is decided at the profile's threshold,
+    retry band and operating point.
     """
     fused = fusion.fuse(outcomes)
+    if profile is not None and fused.score is not None:
+        probability = profile.calibrate(fused.score)
+        fused = FusedScore(fused.score, profile.threshold,
+                           decide(probability, profile.threshold, profile.retry_band),
+                           f"{fused.name}@{profile.name}", profile.operating_point,
+                           probability)
     decision = fused.decision if face.usable else "retry"
     reasons = [*face.reasons, *(f"{TEST_FAILED}:{n}" for n, o in outcomes.items()
                                 if o.score is None)]

@@ -16,7 +16,7 @@ from common.jobstore import JobStore
 from common.queueing import LivenessCelery, make_celery
 from common.registry import FACE_QUEUE, FUSION_QUEUE, TestRegistry
 from gateway.auth import KeyRing
-from gateway.blueprints import batches, docs, health, jobs, metrics
+from gateway.blueprints import batches, docs, health, jobs, metrics, profiles
 from gateway.context import Gateway
 from gateway.errors import register_error_handlers
 from gateway.intake import MemoryRequest, job_body_limit
@@ -117,6 +117,8 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
                                   methods=["POST", "DELETE"])
     reads = limiter.shared_limit(settings.read_rate_limit, scope="reads",
                                  methods=["GET", "HEAD"])
+    reads(profiles.bp)
+    app.register_blueprint(profiles.bp)
     for bp in (jobs.bp, batches.bp):
         writes(bp)
         reads(bp)

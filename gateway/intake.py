@@ -23,6 +23,7 @@ from flask import Request, request
 from werkzeug.datastructures import FileStorage
 
 from common.config import Settings
+from common.profiles import valid_name
 from gateway.errors import ApiError
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -49,6 +50,7 @@ class Submission:
     tests: list[str] | None = None
     callback_url: str | None = None
     explain: bool = False
+    profile: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +94,17 @@ def parse_explain(value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "false", "0", ""):
         return value.strip().lower() in ("true", "1")
     raise ApiError(400, "invalid_explain", "'explain' must be true or false")
+
+
+def parse_profile(value: Any) -> str | None:
+    """``profile``: a calibration profile name (1–64 of letters, digits, ``_ . -``), or
+    absent; anything else is a 400 ``invalid_profile`` (an unknown name is a 422)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not valid_name(value):
+        raise ApiError(400, "invalid_profile", "'profile' must be a profile name: 1–64 "
+                       "letters, digits, '_', '.' or '-' (GET /v1/profiles lists them)")
+    return value
 
 
 def validate_callback_url(value: Any) -> str | None:
@@ -173,11 +186,11 @@ def parse_job_request(settings: Settings) -> Submission:
     """``POST /v1/jobs``: multipart field ``image`` or JSON ``{"image": base64, …}``."""
     if _is_json():
         data = _json_body()
-        unknown = sorted(set(data) - {"image", "tests", "callback_url", "explain"})
+        unknown = sorted(set(data) - {"image", "tests", "callback_url", "explain", "profile"})
         if unknown:
             shown = ", ".join(repr(str(n)[:40]) for n in unknown[:5])
             raise ApiError(400, "unknown_field", f"unknown field(s) {shown}; this operation "
-                           "takes image, tests, callback_url, explain")
+                           "takes image, tests, callback_url, explain, profile")
         image = data.get("image")
         if image is None:
             raise ApiError(400, "missing_image", "the JSON body has no 'image' (base64) field")
@@ -188,9 +201,10 @@ def parse_job_request(settings: Settings) -> Submission:
             tests=parse_tests(data.get("tests")),
             callback_url=validate_callback_url(data.get("callback_url")),
             explain=parse_explain(data.get("explain")),
+            profile=parse_profile(data.get("profile")),
         )
     if request.mimetype == "multipart/form-data":
-        _refuse_unknown_fields({"image", "tests", "callback_url", "explain"})
+        _refuse_unknown_fields({"image", "tests", "callback_url", "explain", "profile"})
         uploads = request.files.getlist("image")
         if not uploads:
             raise ApiError(400, "missing_image",
@@ -204,6 +218,7 @@ def parse_job_request(settings: Settings) -> Submission:
             tests=parse_tests(",".join(request.form.getlist("tests"))),
             callback_url=validate_callback_url(request.form.get("callback_url")),
             explain=parse_explain(request.form.get("explain")),
+            profile=parse_profile(request.form.get("profile")),
         )
     raise ApiError(415, "unsupported_media_type",
                    "send multipart/form-data with an 'image' file, or application/json "

@@ -50,7 +50,7 @@ ERROR_RESPONSES = {
 _SCHEMAS = (
     schemas.ErrorSchema, schemas.JobSubmitJsonSchema, schemas.JobSubmitMultipartSchema,
     schemas.JobAcceptedSchema, schemas.JobSchema, schemas.BatchMultipartSchema,
-    schemas.BatchSchema, schemas.HealthSchema, schemas.ReadySchema,
+    schemas.BatchSchema, schemas.HealthSchema, schemas.ReadySchema, schemas.ProfilesSchema,
 )
 
 

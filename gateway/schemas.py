@@ -58,6 +58,9 @@ class JobSubmitJsonSchema(Schema):
     callback_url = fields.Url(metadata={
         "description": "http(s) URL the finished job is POSTed to, signed with "
                        "X-Liveness-Signature (no credentials in the URL)"})
+    profile = fields.String(metadata={
+        "description": "calibration profile name (GET /v1/profiles); default: the API "
+                       "key's, else LIVENESS_DEFAULT_PROFILE, else none", "example": "lobby"})
     explain = fields.Boolean(load_default=False, metadata={
         "description": "store a Grad-CAM explanation PNG per test that has one (the cnn "
                        "test); kept no longer than the result (LIVENESS_RESULT_TTL_S)"})
@@ -70,6 +73,7 @@ class JobSubmitMultipartSchema(Schema):
     callback_url = fields.String(metadata={"description": "as in the JSON body"})
     explain = fields.String(metadata={"description": "true or false (default), as in the "
                                                      "JSON body", "example": "true"})
+    profile = fields.String(metadata={"description": "as in the JSON body"})
 
 
 class JobAcceptedSchema(Schema):
@@ -186,6 +190,22 @@ class BatchSchema(Schema):
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     items = fields.List(fields.Nested(BatchItemSchema))
     links = fields.Nested(LinksSchema)
+
+
+class ProfileSchema(Schema):
+    name = fields.String(required=True)
+    operating_point = fields.String(metadata={"example": "apcer<=5%"})
+    threshold = fields.Float(metadata={"description": "on the calibrated probability"})
+    retry_band = fields.Float(metadata={"description": "half-width in log-odds"})
+    calibration = fields.String(metadata={"description": "platt or isotonic"})
+    fusion = fields.String(metadata={"description": "the fusion model it was fitted on"})
+    fitted_on = fields.Dict(metadata={"description": "images it was fitted on and when"})
+
+
+class ProfilesSchema(Schema):
+    default = fields.String(allow_none=True, metadata={
+        "description": "the profile this API key's jobs use when the request names none"})
+    profiles = fields.List(fields.Nested(ProfileSchema))
 
 
 class HealthSchema(Schema):

@@ -18,12 +18,12 @@ bona fide and 0 for attack presentations.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from common.calibration import Calibrator
 
 _EPS = 1e-6
 
@@ -56,42 +56,6 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
     mean_p, rate, counts = reliability(p, y, bins)
     used = counts > 0
     return float(np.sum(counts[used] / counts.sum() * np.abs(rate[used] - mean_p[used])))
-
-
-@dataclass(frozen=True)
-class Calibrator:
-    """A fitted score → probability map: ``platt`` (``a``, ``b`` on the log-odds) or
-    ``isotonic`` (a monotone step function through ``x`` → ``y``, interpolated)."""
-
-    method: str
-    a: float = 1.0
-    b: float = 0.0
-    x: tuple[float, ...] = ()
-    y: tuple[float, ...] = ()
-
-    def __call__(self, scores: np.ndarray) -> np.ndarray:
-        s = np.clip(np.asarray(scores, float), _EPS, 1 - _EPS)
-        if self.method == "platt":
-            return 1.0 / (1.0 + np.exp(-(self.a * np.log(s / (1 - s)) + self.b)))
-        return np.interp(s, self.x, self.y)
-
-    def to_dict(self) -> dict:
-        if self.method == "platt":
-            return {"method": "platt", "a": self.a, "b": self.b}
-        return {"method": "isotonic", "x": list(self.x), "y": list(self.y)}
-
-    @classmethod
-    def from_dict(cls, doc: dict) -> Calibrator:
-        """Raises ``ValueError`` for an unknown method or malformed parameters."""
-        method = doc.get("method")
-        if method == "platt":
-            return cls("platt", float(doc["a"]), float(doc["b"]))
-        if method == "isotonic":
-            x, y = tuple(float(v) for v in doc["x"]), tuple(float(v) for v in doc["y"])
-            if len(x) != len(y) or len(x) < 2 or any(b < a for a, b in itertools.pairwise(x)):
-                raise ValueError("isotonic calibration needs ≥ 2 increasing x and as many y")
-            return cls("isotonic", x=x, y=y)
-        raise ValueError(f"unknown calibration method {method!r}; expected platt or isotonic")
 
 
 def fit_calibrator(scores: np.ndarray, labels: np.ndarray, method: str = "platt"

@@ -52,14 +52,11 @@ def _score_bytes(data: bytes) -> dict[str, Any] | None:
         return None
 
 
-def evaluate_datasets(
-    data_dirs: Sequence[Path],
-    test_names: tuple[str, ...],
-    models_dir: Path | None,
-    out: Path,
-    jobs: int | None = None,
-) -> dict[str, Path]:
-    """Run the pipeline on every sample; write report files and a per-image CSV."""
+def score_datasets(data_dirs: Sequence[Path], test_names: tuple[str, ...],
+                   models_dir: Path | None, jobs: int | None = None
+                   ) -> tuple[list[Any], list[dict[str, Any] | None]]:
+    """Run the in-process pipeline on every sample of ``data_dirs`` (``jobs`` processes):
+    (samples, results as ``LivenessResult.to_dict()``, ``None`` for an unreadable image)."""
     samples, payload_sources = [], []
     for path in data_dirs:
         dataset = open_dataset(path)
@@ -81,6 +78,18 @@ def evaluate_datasets(
         ) as pool:
             results = list(tqdm(pool.map(_score_bytes, payloads, chunksize=4),
                                 total=len(samples), desc="evaluating"))
+    return samples, results
+
+
+def evaluate_datasets(
+    data_dirs: Sequence[Path],
+    test_names: tuple[str, ...],
+    models_dir: Path | None,
+    out: Path,
+    jobs: int | None = None,
+) -> dict[str, Path]:
+    """Run the pipeline on every sample; write report files and a per-image CSV."""
+    samples, results = score_datasets(data_dirs, test_names, models_dir, jobs)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "scores.csv"
     with open(csv_path, "w", newline="") as handle:

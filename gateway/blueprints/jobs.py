@@ -43,8 +43,11 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         `explain`) or JSON (`image` base64, `tests` list, `callback_url`, `explain`).
         With `explain=true` each test that can explain its score (the cnn test: Grad-CAM)
         stores a PNG, listed in the job's `links.explanations` and kept no longer than
-        the result. The same `Idempotency-Key`
-        from the same key returns the first job instead of a new one; reused for a
+        the result. `profile` names a calibration profile (GET /v1/profiles; default: the
+        API key's, else LIVENESS_DEFAULT_PROFILE): the decision is then taken on its
+        calibrated probability at its threshold; unknown → 422 unknown_profile. The
+        same `Idempotency-Key` from the same key returns the first job instead of a new
+        one; reused for a
         different image, tests or callback_url it answers 409. A `callback_url` must
         resolve to public addresses only (unless LIVENESS_WEBHOOK_ALLOWLIST names the
         network): loopback, private, link-local and metadata addresses are refused.
@@ -85,7 +88,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     idem = validate_idempotency_key(request.headers.get("Idempotency-Key"))
     sub = parse_job_request(gw.settings)
     job = gw.jobs.submit(g.owner, sub.image, tests=sub.tests, callback_url=sub.callback_url,
-                         idempotency_key=idem, explain=sub.explain)
+                         idempotency_key=idem, explain=sub.explain, profile=sub.profile)
     SUBMITTED.labels("job").inc()
     body = {"id": job["id"], "status": job["status"],
             "links": {"self": url_for("jobs.get_job", job_id=job["id"])}}

@@ -443,3 +443,45 @@ def test_explain_is_part_of_the_idempotent_request(client):
     assert first.status_code == 202
     again = client.post("/v1/jobs", headers=headers, json={"image": image, "explain": True})
     assert again.status_code == 409
+
+
+# --- calibration profiles ---------------------------------------------------------------
+@pytest.fixture
+def profiled(db, tmp_path):
+    from common.profiles import Profile, save_profile
+
+    save_profile(tmp_path, Profile("lobby", "apcer<=5%", 0.4,
+                                   {"method": "platt", "a": 1.0, "b": 0.5}, 0.3, "rule"))
+    owner = next(iter(KEYS))
+    app = build_app(make_settings(models_dir=tmp_path, key_profiles=f"{owner}=lobby"))
+    return app, owner
+
+
+def test_profiles_are_listed_and_chosen_per_request_or_key(profiled):
+    app, owner = profiled
+    client = app.test_client()
+    listing = client.get("/v1/profiles", headers=auth(owner))
+    assert listing.status_code == 200
+    body = listing.get_json()
+    assert body["default"] == "lobby"
+    assert body["profiles"] == [{"name": "lobby", "operating_point": "apcer<=5%",
+                                 "threshold": 0.4, "retry_band": 0.3, "calibration": "platt",
+                                 "fusion": "rule", "fitted_on": {}}]
+    assert client.get("/v1/profiles").status_code == 401
+    store = _store(app)
+    by_key = submit(client, owner=owner).get_json()["id"]
+    assert store.get_job(by_key)["profile"] == "lobby"
+    unknown = submit(client, owner=owner, profile="nope")
+    assert unknown.status_code == 422 and unknown.get_json()["error"]["code"] == "unknown_profile"
+    assert "lobby" in unknown.get_json()["error"]["message"]
+    bad = submit(client, owner=owner, profile="../etc")
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_profile"
+    named = submit(client, owner=owner, profile="lobby").get_json()["id"]
+    assert store.get_job(named)["profile"] == "lobby"
+
+
+def test_a_default_profile_that_does_not_exist_stops_the_gateway(db, tmp_path):
+    from common.errors import ModelError
+
+    with pytest.raises(ModelError, match="kiosk"):
+        build_app(make_settings(models_dir=tmp_path, default_profile="kiosk"))

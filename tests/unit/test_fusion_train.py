@@ -60,7 +60,8 @@ def test_train_fusion_every_subset_and_the_best_method(tmp_path) -> None:
                         retry_band=0.5, version="t")
     text = card.read_text()
     for method in ("rule", "lda", "logistic"):
-        assert f"| {method} | cnn + quality |" in text or f"| **{method}** | cnn + quality |" in text
+        assert (f"| {method} | cnn + quality |" in text
+                or f"| **{method}** | cnn + quality |" in text)
     assert "| cnn |" in text and "| quality |" in text and "Retry band" in text
     fusion = load_fusion(tmp_path)
     assert isinstance(fusion, LinearLogOddsFusion) and fusion.operating_point == "apcer<=5%"

@@ -26,7 +26,8 @@ from common.fusion import Fusion
 from common.imageio import decode_image
 from common.jobs import job_view
 from common.jobstore import TERMINAL, JobStore
-from common.pipeline import combine, run_face_stage
+from common.pipeline import combine, profiles_for, run_face_stage
+from common.profiles import Profile
 from common.result import FaceBox, FaceDetection, TestOutcome
 from common.webhooks import deliver
 from workers.base import FACE_DETECTIONS, FACE_STAGE, IMAGE_MISSING
@@ -69,6 +70,19 @@ def infrastructure_failures(job: dict[str, Any], arrived: dict[str, Any],
         if name not in arrived:
             failures[name] = WORKER_LOST if name in started else NO_WORKER
     return failures
+
+
+def _profile(settings: Settings, name: str) -> tuple[Profile | None, tuple[str, ...]]:
+    """The job's calibration profile; a profile removed since submission is reported
+    (``profile_unavailable``) and the fusion's own threshold decides."""
+    if not name:
+        return None, ()
+    try:
+        profile = profiles_for(settings).get(name)
+    except LivenessError:
+        log.exception("calibration profiles unreadable")
+        profile = None
+    return (profile, ()) if profile is not None else (None, (f"profile_unavailable:{name}",))
 
 
 def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: str,
@@ -142,7 +156,10 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
     }
     # seconds: processing time, from the first task's start (as `liveness score` reports
     # it); the time spent waiting in the queue is timings.queued_s.
-    result = combine(face, outcomes, now - (started or created), fusion)
+    profile, reasons = _profile(settings, job.get("profile") or "")
+    result = combine(face, outcomes, now - (started or created), fusion, profile)
+    if reasons:
+        result = dataclasses.replace(result, reasons=(*result.reasons, *reasons))
     result = dataclasses.replace(result, missing_tests=missing, timings=timings)
     errors = [o.error or "" for o in outcomes.values()]
     status = "failed" if errors and all(e.startswith(IMAGE_MISSING) for e in errors) else "done"

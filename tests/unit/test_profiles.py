@@ -96,7 +96,7 @@ def test_bad_profiles_are_refused(tmp_path) -> None:
                                                "threshold": 0.5,
                                                "calibration": {"method": "platt", "a": 1,
                                                                "b": 0}}))
-    with pytest.raises(ModelError, match="must be named y.json"):
+    with pytest.raises(ModelError, match=r"must be named y\.json"):
         load_profiles(tmp_path)
     (folder / "x.json").write_text('{"name": "x", "threshold": 2}')
     with pytest.raises(ModelError, match="malformed"):

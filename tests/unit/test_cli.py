@@ -143,6 +143,32 @@ def test_evaluate_writes_iso_report(trained, datasets, tmp_path):
     assert report["n_bona_fide"] == 12 and report["n_attacks"] == {"print": 12}
     assert report["threshold"] == 0.5 and report["threshold_source"] == "given"
     assert len((out / "scores.csv").read_text().splitlines()) == 25
+    text = (out / "report.md").read_text()
+    for section in ("Each test and the fusion, pooled", "fused: per collection",
+                    "quality: per collection", "Expected calibration error", "Latency"):
+        assert section in text, section
+    assert (out / "reliability.png").is_file() and (out / "scores_by_collection.png").is_file()
+
+
+def test_calibrate_writes_a_profile_the_pipeline_applies(trained, datasets, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(trained / "quality", models / "quality")
+    result = CliRunner().invoke(main, [
+        "calibrate", "--data", str(datasets[0]), "--data", str(datasets[1]), "--name", "lab",
+        "--operating-point", "eer", "--models-dir", str(models), "--jobs", "1",
+        "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "APCER" in result.output and "after (profile, 5-fold CV)" in result.output
+    from common.profiles import load_profiles
+
+    profile = load_profiles(models)["lab"]
+    assert profile.operating_point == "eer" and profile.fitted_on["images"] == 48
+    assert (tmp_path / "report" / "reliability.png").is_file()
+    bad = CliRunner().invoke(main, ["calibrate", "--data", str(datasets[0]), "--name", "../x",
+                                    "--models-dir", str(models)])
+    assert bad.exit_code != 0 and "--name" in bad.output
 
 
 def test_a_plugin_test_flows_through_liveness_score(plugin_on_path, tmp_path):

@@ -43,10 +43,13 @@ def iter_image_paths(inputs: tuple[str, ...]) -> Iterator[Path]:
               help="Write one CSV row per image to this file.")
 @click.option("--models-dir", type=click.Path(file_okay=False, exists=True),
               help="Folder of trained models (default: $LIVENESS_MODELS_DIR or ./models).")
+@click.option("--profile", default=None,
+              help="Calibration profile (<models-dir>/profiles/NAME.json, `liveness "
+                   "calibrate`); default: $LIVENESS_DEFAULT_PROFILE, else none.")
 def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: str | None,
-                  models_dir: str | None) -> None:
+                  models_dir: str | None, profile: str | None) -> None:
     """Score IMAGE files or folders of images for liveness."""
-    from common.pipeline import fusion_for, load_tests, score_image
+    from common.pipeline import fusion_for, load_tests, profiles_for, score_image
 
     settings = get_settings()
     if models_dir:
@@ -56,6 +59,14 @@ def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: 
                                                  settings.default_tests))
         tests = load_tests(names, settings)
         fusion = fusion_for(settings)
+        chosen = None
+        profile_name = profile or settings.default_profile
+        if profile_name:
+            chosen = profiles_for(settings).get(profile_name)
+            if chosen is None:
+                raise click.ClickException(
+                    f"unknown calibration profile {profile_name!r}; known: "
+                    f"{', '.join(sorted(profiles_for(settings))) or 'none'}")
     except LivenessError as exc:
         raise click.ClickException(exc.message) from exc
     paths = list(iter_image_paths(inputs))
@@ -67,7 +78,7 @@ def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: 
         start = time.perf_counter()
         result, error = None, None
         try:
-            result = score_image(load_image(path, settings), tests, settings, fusion)
+            result = score_image(load_image(path, settings), tests, settings, fusion, chosen)
         except LivenessError as exc:
             error, failures = f"{exc.code}: {exc.message}", failures + 1
         except OSError as exc:

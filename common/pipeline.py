@@ -132,12 +132,13 @@ def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: f
 
 
 def score_image(image: np.ndarray, tests: Mapping[str, LivenessTest],
-                settings: Settings | None = None, fusion: Fusion | None = None
-                ) -> LivenessResult:
-    """Score one decoded RGB uint8 image (H, W, 3) with the given loaded tests."""
+                settings: Settings | None = None, fusion: Fusion | None = None,
+                profile: Profile | None = None) -> LivenessResult:
+    """Score one decoded RGB uint8 image (H, W, 3) with the given loaded tests (decided
+    with a calibration ``profile`` when given)."""
     settings = settings or get_settings()
     fusion = fusion or fusion_for(settings)
     start = time.perf_counter()
     face = run_face_stage(image, settings)
     outcomes = {name: run_test(test, image, face) for name, test in tests.items()}
-    return combine(face, outcomes, time.perf_counter() - start, fusion)
+    return combine(face, outcomes, time.perf_counter() - start, fusion, profile)

@@ -166,6 +166,12 @@ def test_calibrate_writes_a_profile_the_pipeline_applies(trained, datasets, tmp_
     profile = load_profiles(models)["lab"]
     assert profile.operating_point == "eer" and profile.fitted_on["images"] == 48
     assert (tmp_path / "report" / "reliability.png").is_file()
+    scored = CliRunner().invoke(main, ["score", str(datasets[0]), "--json", "--profile", "lab",
+                                       "--models-dir", str(models)])
+    assert scored.exit_code == 0, scored.output
+    first = json.loads(scored.stdout.splitlines()[0])["result"]
+    assert first["operating_point"] == "eer" and first["fusion"].endswith("@lab")
+    assert 0.0 <= first["probability"] <= 1.0
     bad = CliRunner().invoke(main, ["calibrate", "--data", str(datasets[0]), "--name", "../x",
                                     "--models-dir", str(models)])
     assert bad.exit_code != 0 and "--name" in bad.output

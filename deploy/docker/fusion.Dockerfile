@@ -12,6 +12,7 @@ COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
 COPY workers ./workers
+COPY models/profiles ./models/profiles
 # face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
 # dlib with its model files.
 RUN pip install -r /tmp/requirements.txt . \

@@ -129,15 +129,20 @@ def test_each_image_carries_only_its_pool(name):
         requirements = _instructions((DOCKER / "gateway-requirements.txt").read_text())
         for heavy in ("dlib", "opencv", "scikit", "tensorflow", "face_recognition"):
             assert heavy not in requirements and heavy not in lowered
-        assert "--no-deps" in text and "COPY models" not in text
+        assert "--no-deps" in text
+        assert re.findall(r"^COPY models\S*", text, re.M) == ["COPY models/profiles"]
     else:
         assert f"-Q {name} " in text                     # consumes only its own queue
         assert f"celery -A {WORKER_APP} worker -Q {name} " in text
         assert f"celery -A {WORKER_APP} inspect ping" in text
         assert ("COPY models/quality" in text) == (name == "quality")
         assert ("COPY models/cnn" in text) == (name == "cnn")
-        if name in (FACE_QUEUE, FUSION_QUEUE):              # pipeline stages: no test model
+        if name == FACE_QUEUE:                             # pipeline stage: no model
             assert "COPY models" not in text
+        if name == FUSION_QUEUE:                           # fusion: its model and profiles
+            assert set(re.findall(r"^COPY (models\S*)", text, re.M)) <= {
+                "models/fusion", "models/profiles"}
+            assert "COPY models/profiles" in text
         assert "flask" not in (DOCKER / "worker-requirements.txt").read_text().lower()
 
 

@@ -243,3 +243,28 @@ def test_a_bad_setting_is_one_line_not_a_traceback(tmp_path, variable, value, wo
     assert out.returncode == 2
     assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
     assert words in out.stderr
+
+
+def test_a_fourth_test_joins_fusion_with_one_command(plugin_on_path, trained, datasets,
+                                                     tmp_path):
+    """The plug-in test (a fixed rule, never trained on these images) is scored in
+    process and fused with quality's out-of-fold scores: one command."""
+    import shutil
+
+    from common.fusion import load_fusion
+
+    models = tmp_path / "models"
+    shutil.copytree(trained / "quality", models / "quality")
+    shutil.copytree(plugin_on_path.models_dir / "brightness", models / "brightness")
+    result = CliRunner().invoke(main, [
+        "train", "fusion", *[a for d in datasets for a in ("--data", str(d))],
+        "--tests", "quality,brightness", "--score-in-process", "brightness",
+        "--operating-point", "eer", "--models-dir", str(models), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    fusion = load_fusion(models)
+    assert frozenset({"quality", "brightness"}) in fusion.subsets
+    card = (models / "fusion" / "MODEL_CARD.md").read_text()
+    assert "brightness + quality" in card and "--score-in-process brightness" in card
+    missing = CliRunner().invoke(main, ["train", "fusion", "--tests", "cnn", "--models-dir",
+                                        str(tmp_path / "empty")])
+    assert missing.exit_code != 0 and "no out-of-fold scores for test 'cnn'" in missing.output

@@ -20,6 +20,11 @@ from common.config import get_settings
 @click.option("--scores", "scores", multiple=True, metavar="TEST=PATH",
               help="A test's out-of-fold score CSV (default: the one its trainer wrote "
                    "beside its model card).")
+@click.option("--score-in-process", "fresh", multiple=True, metavar="TEST",
+              help="Score this test on --data in process instead of reading its score file "
+                   "(only for a test whose model never saw these images: a fixed rule, a "
+                   "plug-in trained elsewhere). Repeatable.")
+@click.option("--jobs", type=int, default=None, help="Processes for --score-in-process.")
 @click.option("--models-dir", type=click.Path(file_okay=False), default=None,
               help="Where the tests' models are (default: $LIVENESS_MODELS_DIR or ./models).")
 @click.option("--operating-point", default="apcer<=5%", show_default=True,
@@ -33,11 +38,12 @@ from common.config import get_settings
               help="Model folder to write (default: <models-dir>/fusion).")
 @click.option("--version", "model_version", default=None, help="Model version (default: date).")
 def train_fusion_command(data: tuple[str, ...], tests: str, scores: tuple[str, ...],
-                         models_dir: str | None, operating_point: str, retry_band: float,
-                         methods: str, out: str | None, model_version: str | None) -> None:
+                         fresh: tuple[str, ...], jobs: int | None, models_dir: str | None,
+                         operating_point: str, retry_band: float, methods: str,
+                         out: str | None, model_version: str | None) -> None:
     """Validate rule / LDA / logistic fusion leave-one-collection-out; write the best."""
     from common.datasets import open_dataset
-    from workers.fusion.train import default_score_file, train_fusion
+    from workers.fusion.train import default_score_file, in_process_scores, train_fusion
 
     root = Path(models_dir) if models_dir else get_settings().models_dir
     names = [t.strip() for t in tests.split(",") if t.strip()]
@@ -47,13 +53,22 @@ def train_fusion_command(data: tuple[str, ...], tests: str, scores: tuple[str, .
         if not sep or not path:
             raise click.BadParameter(f"{item!r}: expected TEST=PATH", param_hint="--scores")
         given[test.strip()] = Path(path)
+    unknown = [t for t in fresh if t not in names]
+    if unknown or (fresh and not data):
+        raise click.BadParameter(f"{', '.join(unknown) or 'it'} must be in --tests and needs "
+                                 "--data", param_hint="--score-in-process")
     try:
+        for test in fresh:
+            given[test] = in_process_scores([Path(d) for d in data], test,
+                                            Path(models_dir) if models_dir else None,
+                                            root / "fusion" / "inputs" / f"{test}.csv", jobs)
         files = {t: given.get(t) or default_score_file(root, t) for t in names}
         thresholds = {t: _threshold(root / t) for t in names}
         datasets = [open_dataset(Path(d)).name for d in data] or None
         command = ("liveness train fusion " + "".join(f"--data {shlex.quote(d)} " for d in data)
                    + f"--tests {','.join(names)} --operating-point '{operating_point}' "
-                   f"--retry-band {retry_band}")
+                   f"--retry-band {retry_band}"
+                   + "".join(f" --score-in-process {t}" for t in fresh))
         card = train_fusion(files, Path(out) if out else root / "fusion", thresholds, datasets,
                             operating_point, retry_band,
                             [m.strip() for m in methods.split(",") if m.strip()],

@@ -382,3 +382,25 @@ def _card(info, table: ScoreTable, results, best: str, full: tuple[str, ...],
         "",
     ]
     return "\n".join(lines)
+
+
+def in_process_scores(data_dirs: Sequence[Path], test: str, models_dir: Path | None,
+                      out: Path, jobs: int | None = None) -> Path:
+    """Score ``data_dirs`` with test ``test`` through the in-process pipeline and write
+    them as an out-of-fold score file (:mod:`common.evaluation.oof`).
+
+    Only honest for a test whose model never saw these images (a fixed rule, a plug-in
+    trained elsewhere): such scores are out-of-fold by construction.
+    """
+    from common.datasets import open_dataset
+    from common.evaluation.oof import write_oof_scores
+    from common.evaluation.pipeline_report import score_datasets
+
+    samples, results = score_datasets(data_dirs, (test,), models_dir, jobs)
+    names = [open_dataset(Path(d)).name for d in data_dirs for _ in open_dataset(Path(d))
+             .samples()]
+    scores = [np.nan if r is None or (r["tests"].get(test) or {}).get("score") is None
+              else float(r["tests"][test]["score"]) for r in results]
+    return write_oof_scores(out, [f"{n}/{s.key}" for n, s in zip(names, samples, strict=True)],
+                            [s.collection for s in samples], [s.label for s in samples],
+                            [s.attack_type for s in samples], scores)

@@ -35,10 +35,11 @@ def loco_scratch(samples: Sequence[tuple[Any, object]], name: str, scales: Seque
                  variants: int = 1, config: FitConfig | None = None) -> dict[str, Any]:
     """Leave-one-collection-out results (per scale and fused) of backbone ``name``
     trained from scratch with a GAP + sigmoid head. ``config`` defaults to Adam 1e-3,
-    up to 15 epochs, patience 3, batch norm in training mode."""
+    up to 4 epochs, patience 1, batch norm in training mode (what 2 CPU cores allow:
+    about 20 s per epoch for MobileNetV2-0.35@96)."""
     import keras
 
-    config = config or FitConfig(learning_rate=1e-3, epochs=15, patience=3, frozen_bn=False)
+    config = config or FitConfig(learning_rate=1e-3, epochs=4, patience=1, frozen_bn=False)
     backbone = get_backbone(name)
     keras.utils.set_random_seed(config.seed)
     trunk = backbone.build(None)

@@ -72,8 +72,8 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     fine-tuned per scale with ``variants`` camera-chain copies of each image and a
     simulated recapture of each bona fide one; ``fit`` its hyper-parameters) or ``"best"``
     (both; ships the one with the lower leave-one-collection-out mean HTER).
-    ``scratch``: backbones trained from random weights as comparison rows
-    (:mod:`workers.cnn.scratch`).
+    ``scratch``: backbones trained from random weights as comparison rows on the face
+    scale (:mod:`workers.cnn.scratch`).
 
     The card's table has every scale and their combination for the trained backbone and
     for each backbone in ``compare`` (frozen, same head), the seed's dense head on the
@@ -116,14 +116,14 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     if seed_head_row:
         rows[f"{backbone.name} frozen, {chosen}, seed dense head (1024-256-32)"] = (
             loco_seed_head(table, scales, operating_point), _cost(extractor))
-    for name in scratch:
-        cost = _cost(FeatureExtractor(get_backbone(name)))
-        for label, res in loco_scratch(samples, name, scales, cache_dir, get_settings(),
-                                       operating_point, variants).items():
-            rows[f"{name} from scratch + augmentation, {label}"] = (res, cost)
     if head != "probe":
         tuned, tuned_model, epochs = _finetune(samples, backbone, extractor, scales, cache_dir,
                                                operating_point, variants, fit, rows)
+    for name in scratch:  # the seeds' small networks, on the seeds' input: the face crop
+        cost = _cost(FeatureExtractor(get_backbone(name)))
+        for label, res in loco_scratch(samples, name, ["face"], cache_dir, get_settings(),
+                                       operating_point, variants).items():
+            rows[f"{name} from scratch + augmentation, {label}"] = (res, cost)
     chosen_by = ""
     if head == "best":
         head = "finetune" if _better(tuned, result) else "probe"

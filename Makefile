@@ -54,7 +54,8 @@ faults: setup  ## Fault scenarios against a real `liveness serve` (about 5 minut
 	$(BIN)/python bench/faults.py
 
 train-quality: setup  ## Retrain the shipped W-IQA model from $(DATA)
-	$(BIN)/liveness train quality --data $(DATA)/nuaa_train --data $(DATA)/replay_dev --out models/quality
+	$(BIN)/liveness train quality --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
+	    --data $(DATA)/replay_extra --out models/quality
 
 train-cnn: setup  ## Retrain the shipped CNN model from $(DATA) (about an hour on 2 cores; caches in .cache/cnn-features)
 	$(BIN)/liveness train cnn --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \

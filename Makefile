@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test lint bench face-coverage faults train-quality train-cnn evaluate-quality clean
+.PHONY: help setup run test lint bench face-coverage faults train-quality train-cnn train-fusion evaluate-quality clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ train-cnn: setup  ## Retrain the shipped CNN model from $(DATA) (about an hour o
 	    --data $(DATA)/replay_extra --backbone efficientnet_lite0 --scales face,frame \
 	    --head best --variants 1 --epochs 5 --compare mobilenet_v2 \
 	    --scratch mobilenet_v2_035_96 --scratch livenessnet_32 --out models/cnn
+
+train-fusion: setup  ## Refit the shipped fusion on the quality and cnn out-of-fold scores of $(DATA)
+	$(BIN)/liveness train fusion --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
+	    --data $(DATA)/replay_extra --tests quality,cnn --operating-point 'apcer<=5%'
 
 evaluate-quality: setup  ## ISO report of the shipped pipeline on $(DATA) (in-sample: see the model card)
 	$(BIN)/liveness evaluate --data $(DATA)/nuaa_train --data $(DATA)/replay_dev --out runs/evaluate

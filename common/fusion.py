@@ -44,7 +44,7 @@ DEFAULT_RULE_NAME = "mean-threshold-normalised-log-odds"
 DEFAULT_THRESHOLD = 0.5
 #: Sub-folder of the models folder that holds a trained fusion model.
 FUSION_SUBDIR = "fusion"
-_EPS = 1e-6
+_EPS = 1e-12
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def write_oof_scores(path: Path, keys: Sequence[str], collections: Sequence[str]
         for row in zip(keys, collections, labels, attack_types, scores, strict=True):
             score = float(row[4])
             writer.writerow([row[0], row[1], int(row[2]), row[3],
-                             "" if np.isnan(score) else f"{score:.6f}"])
+                             "" if np.isnan(score) else repr(score)])
     return path
 
 

@@ -38,11 +38,11 @@ from common.evaluation.oof import read_oof_scores
 from common.evaluation.report import EvaluationReport, evaluate
 
 METHODS = ("rule", "lda", "logistic")
-_EPS = 1e-6
+_EPS = 1e-12
 
 
 def logit(p: np.ndarray) -> np.ndarray:
-    """Log-odds of probabilities (clipped to [1e-6, 1 − 1e-6])."""
+    """Log-odds of probabilities (clipped to [1e-12, 1 − 1e-12])."""
     p = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
     return np.log(p / (1 - p))
 

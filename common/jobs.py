@@ -287,9 +287,11 @@ class JobService:
         items: list[tuple[str, bytes]],
         tests: Iterable[str] | None = None,
         callback_url: str | None = None,
+        profile: str | None = None,
     ) -> dict[str, Any]:
         """One job per ``(name, bytes)`` item; an item's bad image is recorded, not fatal."""
         names = self.resolve_tests(tests)
+        self.resolve_profile(owner, profile)  # an unknown profile refuses the whole batch
         self.check_callback(callback_url)
         self.check_capacity(names)
         batch_id = new_id()
@@ -297,7 +299,7 @@ class JobService:
         for name, data in items:
             try:
                 job = self.submit(owner, data, names, callback_url, batch_id=batch_id,
-                                  _prechecked=True)
+                                  _prechecked=True, profile=profile)
                 entries.append({"name": name, "job_id": job["id"], "error": None})
             except ImageError as exc:
                 entries.append({"name": name, "job_id": None,

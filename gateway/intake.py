@@ -230,6 +230,7 @@ class BatchRequest:
     items: list[tuple[str, bytes]]
     tests: list[str] | None
     callback_url: str | None
+    profile: str | None = None
 
 
 def _too_many(settings: Settings, count: int) -> ApiError:
@@ -290,9 +291,10 @@ def parse_batch_request(settings: Settings) -> BatchRequest:
         raise ApiError(415, "unsupported_media_type",
                        "send multipart/form-data with 'images' files (or one zip in "
                        "'archive'), or an application/zip body")
-    _refuse_unknown_fields({"images", "archive", "tests", "callback_url"})
+    _refuse_unknown_fields({"images", "archive", "tests", "callback_url", "profile"})
     tests = parse_tests(",".join(request.form.getlist("tests")))
     callback_url = validate_callback_url(request.form.get("callback_url"))
+    profile = parse_profile(request.form.get("profile"))
     uploads = request.files.getlist("images")
     archives = request.files.getlist("archive")
     if len(archives) > 1 or (archives and uploads):
@@ -304,7 +306,7 @@ def parse_batch_request(settings: Settings) -> BatchRequest:
             archives, uploads = uploads, []
     if archives:
         data = archives[0].stream.read(settings.max_batch_bytes + 1)
-        return BatchRequest(read_zip(data, settings), tests, callback_url)
+        return BatchRequest(read_zip(data, settings), tests, callback_url, profile)
     if not uploads:
         raise ApiError(400, "missing_image",
                        "the multipart body has no 'images' files and no 'archive'")
@@ -315,4 +317,4 @@ def parse_batch_request(settings: Settings) -> BatchRequest:
                                                                     settings.max_image_bytes))
         for n, upload in enumerate(uploads, 1)
     ]
-    return BatchRequest(items, tests, callback_url)
+    return BatchRequest(items, tests, callback_url, profile)

@@ -170,6 +170,7 @@ class BatchMultipartSchema(Schema):
     archive = _binary("one zip of images, instead of 'images'")
     tests = fields.String(metadata={"description": "comma-separated test names"})
     callback_url = fields.String(metadata={"description": "called once per image's job"})
+    profile = fields.String(metadata={"description": "calibration profile for every image"})
 
 
 class BatchItemSchema(Schema):

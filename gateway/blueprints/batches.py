@@ -68,7 +68,7 @@ def submit_batch() -> tuple[Response, int, dict[str, str]]:
     gw = gateway()
     batch_req = parse_batch_request(gw.settings)
     batch = gw.jobs.create_batch(g.owner, batch_req.items, tests=batch_req.tests,
-                                 callback_url=batch_req.callback_url)
+                                 callback_url=batch_req.callback_url, profile=batch_req.profile)
     SUBMITTED.labels("batch_item").inc(sum(1 for i in batch["items"] if i.get("job_id")))
     body = _with_links(batch)
     return jsonify(body), 202, {"Location": body["links"]["self"]}

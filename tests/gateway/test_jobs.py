@@ -485,3 +485,18 @@ def test_a_default_profile_that_does_not_exist_stops_the_gateway(db, tmp_path):
 
     with pytest.raises(ModelError, match="kiosk"):
         build_app(make_settings(models_dir=tmp_path, default_profile="kiosk"))
+
+
+def test_a_batch_takes_a_profile(profiled):
+    app, owner = profiled
+    client = app.test_client()
+    data = {"images": [(io.BytesIO(jpeg_bytes()), "a.jpg")], "profile": "lobby"}
+    response = client.post("/v1/batches", data=data, headers=auth(owner),
+                           content_type="multipart/form-data")
+    assert response.status_code == 202, response.get_json()
+    job_id = response.get_json()["items"][0]["job_id"]
+    assert _store(app).get_job(job_id)["profile"] == "lobby"
+    data = {"images": [(io.BytesIO(jpeg_bytes()), "a.jpg")], "profile": "nope"}
+    response = client.post("/v1/batches", data=data, headers=auth(owner),
+                           content_type="multipart/form-data")
+    assert response.status_code == 422

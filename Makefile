@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test lint bench face-coverage faults train-quality train-cnn train-fusion evaluate-quality clean
+.PHONY: help setup run test lint bench face-coverage faults train-quality train-cnn compare-cnn train-fusion evaluate-quality clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,11 +57,16 @@ train-quality: setup  ## Retrain the shipped W-IQA model from $(DATA)
 	$(BIN)/liveness train quality --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
 	    --data $(DATA)/replay_extra --out models/quality
 
-train-cnn: setup  ## Retrain the shipped CNN model from $(DATA) (about an hour on 2 cores; caches in .cache/cnn-features)
+train-cnn: setup  ## Retrain the shipped CNN model from $(DATA) (minutes once features are cached in .cache/cnn-features)
+	$(BIN)/liveness train cnn --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
+	    --data $(DATA)/replay_extra --backbone efficientnet_lite0 --scales frame \
+	    --head probe --compare mobilenet_v2 --out models/cnn
+
+compare-cnn: setup  ## The CNN comparison of models/cnn/COMPARISON.md: fine-tuning, two scales, from-scratch rows (about an hour on 2 cores)
 	$(BIN)/liveness train cnn --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
 	    --data $(DATA)/replay_extra --backbone efficientnet_lite0 --scales face,frame \
 	    --head best --variants 1 --epochs 5 --compare mobilenet_v2 \
-	    --scratch mobilenet_v2_035_96 --scratch livenessnet_32 --out models/cnn
+	    --scratch mobilenet_v2_035_96 --scratch livenessnet_32 --out runs/cnn-comparison
 
 train-fusion: setup  ## Refit the shipped fusion on the quality and cnn out-of-fold scores of $(DATA)
 	$(BIN)/liveness train fusion --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \

@@ -274,6 +274,9 @@ def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
         "the Grad-CAM map of each scale as a second output (`explain=true`).",
         f"- Threshold {info.threshold:.4f}: {info.threshold_rule}.",
         "",
+        "The full comparison — two scales, fine-tuning with augmentation, the from-scratch "
+        "rows — is in `COMPARISON.md` (`make compare-cnn`).",
+        "",
         f"Reproduce: `{command}`" if command else "",
         "",
         "Plots of the pooled out-of-fold scores: "

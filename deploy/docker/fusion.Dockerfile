@@ -1,6 +1,6 @@
 # Worker pool "fusion": fan-in: reads the per-test outcomes, fuses them (common/fusion.py: the
-# default rule, or a trained model in models/fusion once one ships), writes the result and
-# fires webhooks. No model file yet.
+# trained model in models/fusion, decided at a job's calibration profile from
+# models/profiles when it names one), writes the result and fires webhooks.
 # The core library's dependencies (pyproject.toml) plus Celery and redis-py; no Flask, no
 # gunicorn, no TensorFlow. Consumes only the "fusion" queue; scale with
 # `docker compose up --scale fusion=N` (compose) or its KEDA ScaledObject (deploy/k8s).
@@ -12,6 +12,7 @@ COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
 COPY workers ./workers
+COPY models/fusion ./models/fusion
 COPY models/profiles ./models/profiles
 # face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
 # dlib with its model files.

@@ -86,6 +86,11 @@ def test_served_model_explains_as_png(tmp_path) -> None:
     direct = explanation_png(image, face, np.ones((1, 1, 2), np.float32), ["face", "frame"],
                              0.1, 0.5)
     assert direct.startswith(b"\x89PNG")
+    portrait = np.ascontiguousarray(image[:, :200])  # narrower than tall: padded to 224
+    narrow = explanation_png(portrait, face, np.ones((1, 1, 1), np.float32), ["frame"], 0.9,
+                             0.5)
+    picture = cv2.imdecode(np.frombuffer(narrow, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape[1] == 224
 
 
 def test_finetune_training_end_to_end(tmp_path) -> None:

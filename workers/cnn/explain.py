@@ -21,7 +21,7 @@ from workers.cnn.features import crop_at_scale
 
 #: Height of each panel, pixels.
 PANEL = 224
-_CAPTION = 30
+_LINE = 18
 
 
 def grad_cam(maps: np.ndarray, bona_fide: bool) -> np.ndarray:
@@ -66,11 +66,16 @@ def explanation_png(image: np.ndarray, face: FaceDetection | None, maps: np.ndar
                     (255, 255, 255), 1, cv2.LINE_AA)
         panels.append(panel)
     body = np.concatenate(panels, axis=1)
-    caption = np.zeros((_CAPTION, body.shape[1], 3), np.uint8)
+    if body.shape[1] < PANEL:  # a narrow (portrait) frame: keep room for the caption
+        pad = np.zeros((body.shape[0], PANEL - body.shape[1], 3), np.uint8)
+        body = np.concatenate([body, pad], axis=1)
     decision = "live" if bona_fide else "spoof"
-    cv2.putText(caption, f"cnn: {decision} (P(live) {score:.3f}, threshold {threshold:.3f}); "
-                f"evidence for {decision}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    lines = [f"cnn: {decision} - evidence for {decision}",
+             f"P(live) {score:.3f}, threshold {threshold:.3f}"]
+    caption = np.zeros((_LINE * len(lines) + 6, body.shape[1], 3), np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(caption, text, (6, _LINE * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (255, 255, 255), 1, cv2.LINE_AA)
     ok, png = cv2.imencode(".png", cv2.cvtColor(np.concatenate([caption, body]),
                                                 cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - OpenCV always encodes 8-bit RGB

@@ -165,6 +165,15 @@ def _breakdown(results: list[dict[str, Any]], scores: np.ndarray, labels: np.nda
             pooled[name] = evaluate(s, labels[idx], types[idx], threshold=t)
     sections["Each test and the fusion, pooled (at each one's shipped threshold)"] = (
         combine_reports(pooled))
+    attack_names = sorted({t for r in pooled.values() for t in r.apcer_per_type})
+    rows = ["| evaluation | " + " | ".join(attack_names) + " |",
+            "|---|" + "---:|" * len(attack_names)]
+    for name, r in pooled.items():
+        cells = [f"{100 * r.apcer_per_type[t]:.2f} %" if t in r.apcer_per_type else "–"
+                 for t in attack_names]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    sections["APCER per attack type, pooled (each at its shipped threshold)"] = (
+        "\n".join(rows) + "\n")
     for name, (idx, s, y, t) in {"fused": (np.arange(len(scores)), scores, labels,
                                            fused.threshold), **per_test}.items():
         named = {}

@@ -145,6 +145,7 @@ def test_evaluate_writes_iso_report(trained, datasets, tmp_path):
     assert len((out / "scores.csv").read_text().splitlines()) == 25
     text = (out / "report.md").read_text()
     for section in ("Each test and the fusion, pooled", "fused: per collection",
+                    "APCER per attack type, pooled",
                     "quality: per collection", "Expected calibration error", "Latency"):
         assert section in text, section
     assert (out / "reliability.png").is_file() and (out / "scores_by_collection.png").is_file()

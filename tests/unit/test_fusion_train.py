@@ -108,3 +108,18 @@ def test_retry_band_by_hand() -> None:
     assert decide(0.4, t, 0.5) == "retry"
     assert decide(0.6, t, 0.0) == "live" and decide(None, t, 0.5) == "retry"
     assert logit(np.array([0.5]))[0] == 0.0
+
+
+def test_a_score_inside_the_band_is_a_retry_with_its_reason() -> None:
+    from common.pipeline import RETRY_BAND, combine
+    from common.result import FaceBox, FaceDetection
+
+    fusion = LinearLogOddsFusion("lin", 0.5, {"quality": {"weights": {"quality": 1.0},
+                                                          "bias": 0.0}},
+                                 operating_point="eer", retry_band=0.5)
+    face = FaceDetection(FaceBox(10, 90, 90, 10), True, "blazeface", 1)
+    inside = combine(face, {"quality": TestOutcome(score=0.6)}, 0.1, fusion)
+    assert inside.decision == "retry" and RETRY_BAND in inside.reasons
+    assert inside.operating_point == "eer" and inside.score == pytest.approx(0.6)
+    outside = combine(face, {"quality": TestOutcome(score=0.7)}, 0.1, fusion)
+    assert outside.decision == "live" and RETRY_BAND not in outside.reasons

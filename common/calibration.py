@@ -16,7 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_EPS = 1e-6
+_EPS = 1e-12
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    """``log(p / (1 − p))`` of probabilities, clipped to [1e-12, 1 − 1e-12] (a test's
+    P(live) may sit within 1e-9 of 1 and still rank)."""
+    p = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def expit(z: np.ndarray) -> np.ndarray:
+    """The logistic function, ``1 / (1 + exp(−z))``."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, float)))
 
 
 @dataclass(frozen=True)
@@ -31,10 +43,9 @@ class Calibrator:
     y: tuple[float, ...] = ()
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
-        s = np.clip(np.asarray(scores, float), _EPS, 1 - _EPS)
         if self.method == "platt":
-            return 1.0 / (1.0 + np.exp(-(self.a * np.log(s / (1 - s)) + self.b)))
-        return np.interp(s, self.x, self.y)
+            return expit(self.a * log_odds(scores) + self.b)
+        return np.interp(np.asarray(scores, float), self.x, self.y)
 
     def to_dict(self) -> dict:
         if self.method == "platt":

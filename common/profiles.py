@@ -15,6 +15,7 @@ A profile is JSON only (no code): ``name``, ``operating_point``, ``threshold``,
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.calibration import Calibrator
 from common.errors import ModelError
 
 PROFILES_SUBDIR = "profiles"
@@ -46,11 +48,14 @@ class Profile:
     fusion: str = ""
     fitted_on: dict[str, Any] = field(default_factory=dict)
 
+    @functools.cached_property
+    def calibrator(self) -> Calibrator:
+        """The calibration map, built once per loaded profile."""
+        return Calibrator.from_dict(self.calibration)
+
     def calibrate(self, score: float) -> float:
         """The calibrated P(bona fide) of a fused score."""
-        from common.calibration import Calibrator
-
-        return float(Calibrator.from_dict(self.calibration)(score))
+        return float(self.calibrator(score))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "operating_point": self.operating_point,
@@ -68,14 +73,12 @@ class Profile:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Profile:
         """Raises :class:`ModelError` naming what is wrong."""
-        from common.calibration import Calibrator
-
         try:
             profile = cls(str(doc["name"]), str(doc["operating_point"]),
                           float(doc["threshold"]), dict(doc["calibration"]),
                           float(doc.get("retry_band", 0.0)), str(doc.get("fusion", "")),
                           dict(doc.get("fitted_on") or {}))
-            Calibrator.from_dict(profile.calibration)
+            profile.calibrator  # noqa: B018 - builds it, so a bad map fails at load
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"malformed calibration profile: {exc}") from exc
         if not valid_name(profile.name):

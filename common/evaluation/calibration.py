@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.calibration import Calibrator
-
-_EPS = 1e-6
+from common.calibration import Calibrator, log_odds
 
 
 def _check(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +66,7 @@ def fit_calibrator(scores: np.ndarray, labels: np.ndarray, method: str = "platt"
     if len(np.unique(y)) < 2:
         raise ValueError("calibration needs bona fide and attack presentations")
     if method == "platt":
-        z = np.log(np.clip(s, _EPS, 1 - _EPS) / (1 - np.clip(s, _EPS, 1 - _EPS)))
-        model = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), y)
+        model = LogisticRegression(C=1e6, max_iter=1000).fit(log_odds(s).reshape(-1, 1), y)
         return Calibrator("platt", float(model.coef_[0, 0]), float(model.intercept_[0]))
     if method == "isotonic":
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -244,6 +244,21 @@ def _markdown(report: EvaluationReport, title: str, extra: dict[str, str] | None
     for heading, body in (extra or {}).items():
         lines += [f"## {heading}", "", body.rstrip(), ""]
     return "\n".join(lines)
+
+
+def summarise_folds(per_fold: Mapping[str, EvaluationReport]) -> dict[str, float]:
+    """Mean (and worst) AUC, EER, APCER (pooled), BPCER, HTER over leave-one-collection-
+    out folds: keys ``auc_mean``, ``auc_min``, ``eer_mean``, ``apcer_mean``,
+    ``bpcer_mean``, ``hter_mean``; empty without folds."""
+    r = list(per_fold.values())
+    if not r:
+        return {}
+    return {"auc_mean": float(np.mean([x.auc for x in r])),
+            "auc_min": float(np.min([x.auc for x in r])),
+            "eer_mean": float(np.mean([x.eer for x in r])),
+            "apcer_mean": float(np.mean([x.apcer_pooled for x in r])),
+            "bpcer_mean": float(np.mean([x.bpcer for x in r])),
+            "hter_mean": float(np.mean([x.hter for x in r]))}
 
 
 def combine_reports(named: dict[str, EvaluationReport]) -> str:

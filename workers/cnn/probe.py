@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from common.evaluation.metrics import threshold_at_operating_point
-from common.evaluation.report import EvaluationReport, evaluate
+from common.evaluation.report import EvaluationReport, evaluate, summarise_folds
 from workers.cnn.features import FeatureTable
 
 
@@ -129,12 +129,4 @@ def loco_seed_head(table: FeatureTable, scales: Sequence[str], operating_point: 
 
 def summary_row(result: LocoResult) -> dict[str, float]:
     """Mean (and worst) AUC, EER, APCER, BPCER, HTER over the held-out collections."""
-    r = list(result.per_collection.values())
-    return {
-        "auc_mean": float(np.mean([x.auc for x in r])),
-        "auc_min": float(np.min([x.auc for x in r])),
-        "eer_mean": float(np.mean([x.eer for x in r])),
-        "apcer_mean": float(np.mean([x.apcer_pooled for x in r])),
-        "bpcer_mean": float(np.mean([x.bpcer for x in r])),
-        "hter_mean": float(np.mean([x.hter for x in r])),
-    }
+    return summarise_folds(result.per_collection)

@@ -33,22 +33,14 @@ import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 
+from common.calibration import expit
+from common.calibration import log_odds as logit
+from common.evaluation.calibration import fit_calibrator
 from common.evaluation.metrics import threshold_at_operating_point
 from common.evaluation.oof import read_oof_scores
-from common.evaluation.report import EvaluationReport, evaluate
+from common.evaluation.report import EvaluationReport, evaluate, summarise_folds
 
 METHODS = ("rule", "lda", "logistic")
-_EPS = 1e-12
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    """Log-odds of probabilities (clipped to [1e-12, 1 − 1e-12])."""
-    p = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
-
-
-def expit(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, float)))
 
 
 @dataclass(frozen=True)
@@ -168,15 +160,7 @@ class SubsetValidation:
     oof: np.ndarray  # fused P(live) per row (NaN where the subset did not score)
 
     def summary(self) -> dict[str, float]:
-        r = list(self.per_collection.values())
-        if not r:
-            return {}
-        return {"auc_mean": float(np.mean([x.auc for x in r])),
-                "auc_min": float(np.min([x.auc for x in r])),
-                "eer_mean": float(np.mean([x.eer for x in r])),
-                "apcer_mean": float(np.mean([x.apcer_pooled for x in r])),
-                "bpcer_mean": float(np.mean([x.bpcer for x in r])),
-                "hter_mean": float(np.mean([x.hter for x in r]))}
+        return summarise_folds(self.per_collection)
 
 
 def loco(method: str, table: ScoreTable, operating_point: str,
@@ -208,11 +192,6 @@ def loco(method: str, table: ScoreTable, operating_point: str,
     return {s: SubsetValidation(reports[s], oof[s]) for s in oof}
 
 
-def platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Platt scaling (a, b): P(bona fide | z) = expit(a·z + b), fitted by (nearly
-    unregularised) logistic regression on held-out log-odds ``z``."""
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(np.asarray(z).reshape(-1, 1), y)
-    return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
 def _key(subset: Sequence[str]) -> str:
@@ -279,7 +258,8 @@ def train_fusion(score_files: Mapping[str, Path], out: Path, thresholds: Mapping
         if len(np.unique(y)) < 2:
             continue
         report = evaluate(oof[scored], y, types, operating_point=operating_point)
-        a, b = platt(logit(oof[scored]), y)
+        platt = fit_calibrator(oof[scored], y, "platt")
+        a, b = platt.a, platt.b
         params[_key(subset)] = {
             "weights": dict(zip(subset, map(float, model.weights), strict=True)),
             "bias": model.bias, "threshold": float(report.threshold),

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test lint bench face-coverage faults train-quality train-cnn compare-cnn train-fusion evaluate-quality clean
+.PHONY: help setup run test lint bench face-coverage faults longpoll train-quality train-cnn compare-cnn train-fusion evaluate-quality clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -46,12 +46,15 @@ bench: setup  ## Print the hot-path benchmarks
 	$(BIN)/python bench/cnn.py
 	$(BIN)/python bench/e2e.py
 
-face-coverage: setup  ## Faces found per collection of $(DATA), hard variants, capture-check pass rate (~15 min)
+face-coverage: setup  ## Faces found per collection of $(DATA), hard variants, capture-check pass rate, exposure by skin tone (~20 min)
 	$(BIN)/python bench/face_coverage.py --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
-	    --data $(DATA)/replay_extra --variants-every 2
+	    --data $(DATA)/replay_extra --data $(DATA)/webcam_frames --variants-every 2
 
 faults: setup  ## Fault scenarios against a real `liveness serve` (about 5 minutes; docs/reliability.md)
 	$(BIN)/python bench/faults.py
+
+longpoll: setup  ## 1,000 long-polls + 50 slow uploads held while /healthz and submissions are timed (docs/reliability.md)
+	$(BIN)/python bench/longpoll.py
 
 train-quality: setup  ## Retrain the shipped W-IQA model from $(DATA)
 	$(BIN)/liveness train quality --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \

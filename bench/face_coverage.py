@@ -12,14 +12,30 @@ image whose face was found, it makes variants and checks the face stage on them:
 * ``small`` – the image scaled so the face box is 60 px and pasted into a 4000×3000
   photo of smooth noise: counted when the face is found (it is then ``face_too_small``
   when its measured side is below ``LIVENESS_MIN_FACE_SIDE``; the share is printed);
-* ``partial`` – the image cut through the face (40 % of the box outside): counted when
-  the face stage reports ``face_partial`` or finds no face;
+* ``tilt45`` – the image turned 45° on a canvas large enough to keep it whole: counted
+  when the face is found with plausible landmarks (no ``landmarks_unreliable``);
+* ``partial_top`` / ``_bottom`` / ``_left`` / ``_right`` – the image cut through the face
+  from that side (40 % of the square face box outside): counted when the face stage
+  reports ``face_partial`` or finds no face;
 * ``dark`` – the frame scaled to a mean brightness of 30 (from frames with a mean of at
   least 60): counted when ``too_dark``;
+* ``backlit`` – a backlit capture made from the frame (:func:`backlit`: the background
+  brightened 3 stops to clipping, the head dimmed 5 stops and veiled by glare):
+  counted when ``backlit``;
 * ``blurred`` – horizontal motion blur over 12 % of the face side: counted when
   ``too_blurry`` (or no face).
 
 The variants of live images only are made (every ``--variants-every``-th one).
+
+**Exposure by skin tone** (every ``--exposure-every``-th live image that passes every
+capture check; ``--no-exposure`` skips it): each face's skin tone is grouped by its
+Individual Typology Angle (``common.faces.photometry``; Del Bino & Bernerd's bands) on
+the image as it is; then the image is re-exposed at 1, 1/2, 1/4, 1/8 and 1/16 of its
+light (``simulate_exposure``: linear light scaled, sensor noise, 8-bit quantisation) and
+the table gives, per group and exposure, the share of faces refused as dark by the old
+rule (mean luma of the aligned crop < 32, the check before issue 15) and by ``too_dark``
+(the exposure of the non-skin pixels around the face, the check now), and the share
+where no face was found. The backlight ratio's percentiles per group follow.
 
 It ends with the capture measures' percentiles on the live images, the share of live
 images that pass every check (the thresholds must keep it ≥ 99 %), the misses by file
@@ -28,6 +44,7 @@ takes every N-th image (for the slow ones).
 
 Usage: python bench/face_coverage.py --data ../shared/data/nuaa_train [--data ...]
            [--detector blazeface|mtcnn|hog|mmod] [--every N] [--no-variants]
+           [--exposure-every N | --no-exposure]
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -49,20 +67,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2
 import numpy as np
 
-from common.config import get_settings
+from common.config import Settings, get_settings
 from common.datasets import open_dataset
 from common.errors import ImageError
-from common.faces import DETECTORS, FaceDetection, locate_face
+from common.faces import (
+    DETECTORS,
+    FaceDetection,
+    face_crop,
+    get_detector,
+    locate_face,
+    search_faces,
+)
+from common.faces.landmarks import face_mesh
+from common.faces.photometry import (
+    ITA_GROUPS,
+    individual_typology_angle,
+    ita_group,
+    simulate_backlight,
+    simulate_exposure,
+)
+from common.faces.regions import face_regions
 
-VARIANTS = ("masked", "rot90", "rot180", "rot270", "closeup", "small", "partial", "dark",
-            "blurred")
+SIDES = ("top", "bottom", "left", "right")
+VARIANTS = ("masked", "rot90", "rot180", "rot270", "tilt45", "closeup", "small",
+            *(f"partial_{side}" for side in SIDES), "dark", "backlit", "blurred")
 #: The variants whose face must be found (the coverage target); the others test the
 #: capture checks: each must be refused with its reason.
-FIND_VARIANTS = ("masked", "rot90", "rot180", "rot270", "closeup")
-EXPECTED_REASON = {"small": "found", "partial": "face_partial", "dark": "too_dark",
-                   "blurred": "too_blurry"}
-MEASURES = ("face_side", "cut_x", "cut_y", "edge_margin", "yaw", "pitch", "brightness",
-            "overexposed", "blur")
+FIND_VARIANTS = ("masked", "rot90", "rot180", "rot270", "tilt45", "closeup")
+EXPECTED_REASON = {"small": "found", **{f"partial_{side}": "face_partial" for side in SIDES},
+                   "dark": "too_dark", "backlit": "backlit", "blurred": "too_blurry"}
+MEASURES = ("face_side", "box_cut", "face_cut", "edge_margin", "mesh_tilt",
+            "eye_mouth_drop", "yaw", "pitch", "exposure", "backlight", "overexposed", "blur")
+#: Exposure factors of the skin-tone table (0 to −4 stops).
+EXPOSURES = (1.0, 0.5, 0.25, 0.125, 0.0625)
+#: The check before issue 15: too dark below this mean luma of the aligned 112 crop.
+OLD_MIN_BRIGHTNESS = 32.0
 
 
 def masked(image: np.ndarray, face: FaceDetection) -> np.ndarray:
@@ -117,10 +156,36 @@ def blurred(image: np.ndarray, face: FaceDetection) -> np.ndarray:
     return cv2.filter2D(image, -1, kernel)
 
 
-def partial(image: np.ndarray, face: FaceDetection) -> np.ndarray:
+def partial(side: str) -> Callable[[np.ndarray, FaceDetection], np.ndarray]:
+    """A maker cutting the image through the face from ``side`` (of the image as
+    stored) so that 40 % of the square face box lies outside."""
+    def make(image: np.ndarray, face: FaceDetection) -> np.ndarray:
+        b = face.box
+        if side == "left":
+            return np.ascontiguousarray(image[:, b.left + round(0.4 * b.width):])
+        if side == "right":
+            return np.ascontiguousarray(image[:, :b.right - round(0.4 * b.width)])
+        if side == "top":
+            return np.ascontiguousarray(image[b.top + round(0.4 * b.height):])
+        return np.ascontiguousarray(image[:b.bottom - round(0.4 * b.height)])
+    return make
+
+
+def tilt45(image: np.ndarray, face: FaceDetection) -> np.ndarray:
+    """The image turned 45° clockwise on a mid-grey canvas that holds all of it."""
+    h, w = image.shape[:2]
+    side = int(np.ceil(np.hypot(h, w)))
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), -45, 1.0)
+    matrix[:, 2] += ((side - w) / 2, (side - h) / 2)
+    return cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+
+
+def backlit(image: np.ndarray, face: FaceDetection) -> np.ndarray:
+    """``simulate_backlight`` around the face box: the background 3 stops brighter
+    (clipping), the head 5 stops darker, a veiling glare of 0.5 % of full scale."""
     b = face.box
-    cut = b.left + round(0.4 * b.width)
-    return np.ascontiguousarray(image[:, cut:])
+    return simulate_backlight(image, (b.left, b.top, b.right, b.bottom))
 
 
 MAKERS = {
@@ -128,16 +193,20 @@ MAKERS = {
     "rot90": lambda im, f: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),
     "rot180": lambda im, f: cv2.rotate(im, cv2.ROTATE_180),
     "rot270": lambda im, f: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE),
+    "tilt45": tilt45,
     "closeup": closeup,
     "small": small,
-    "partial": partial,
+    **{f"partial_{side}": partial(side) for side in SIDES},
     "dark": dark,
+    "backlit": backlit,
     "blurred": blurred,
 }
 
 
 def variant_ok(name: str, face: FaceDetection) -> bool:
     """Found (the find variants), or refused with the expected reason (or no face)."""
+    if name == "tilt45":
+        return face.found and "landmarks_unreliable" not in face.reasons
     if name in FIND_VARIANTS:
         return face.found
     if name == "small":  # found (it is then judged on its measured size), never no_face
@@ -147,6 +216,61 @@ def variant_ok(name: str, face: FaceDetection) -> bool:
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
+
+
+def skin_tone(image: np.ndarray, settings: Settings) -> float:
+    """ITA (degrees) of the face the face stage finds (its search and refined
+    landmarks); ``nan`` without a face."""
+    search = search_faces(image, get_detector(settings.face_detector),
+                          settings.face_detect_max_side)
+    if search.best is None:
+        return float("nan")
+    marks = face_mesh().refine(image, search.best.marks)
+    return individual_typology_angle(face_regions(image, marks))
+
+
+def old_too_dark(image: np.ndarray, face: FaceDetection) -> bool:
+    """The rule before issue 15: mean BT.601 luma of the aligned 112 crop < 32."""
+    crop = face_crop(image, face, 112)
+    return float(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).mean()) < OLD_MIN_BRIGHTNESS
+
+
+def exposure_verdicts(image: np.ndarray, settings: Settings, rng: np.random.Generator
+                      ) -> list[tuple[bool, bool, bool]]:
+    """(face found, dark by the old rule, ``too_dark``) at each of :data:`EXPOSURES`."""
+    out = []
+    for factor in EXPOSURES:
+        shot = simulate_exposure(image, factor, rng)
+        face = locate_face(shot, settings)
+        out.append((face.found, face.found and old_too_dark(shot, face),
+                    face.found and "too_dark" in face.reasons))
+    return out
+
+
+def print_exposure_table(rows: dict[str, list[list[tuple[bool, bool, bool]]]],
+                         backlight: dict[str, list[float]]) -> None:
+    groups = [name for name, _ in ITA_GROUPS] + ["unknown"]
+    print("\nexposure by skin tone (ITA group of the image as it is): % refused as dark, "
+          "old rule (mean crop luma < 32) -> too_dark now; [% no face found]")
+    print(f"{'group':<13} {'n':>4}" + "".join(f"{f'x{f:g}':>22}" for f in EXPOSURES))
+    for group in groups:
+        faces = rows.get(group, [])
+        if not faces:
+            continue
+        cells = []
+        for i in range(len(EXPOSURES)):
+            found = [v[i][0] for v in faces]
+            old = [v[i][1] for v in faces]
+            new = [v[i][2] for v in faces]
+            cells.append(f"{100 * np.mean(old):5.1f} -> {100 * np.mean(new):5.1f} "
+                         f"[{100 * (1 - np.mean(found)):4.1f}]")
+        print(f"{group:<13} {len(faces):>4}" + "".join(f"{c:>22}" for c in cells))
+    print("backlight (surround/skin luminance) of the live images by group: p50 / p99 / max")
+    for group in groups:
+        v = backlight.get(group, [])
+        if v:
+            print(f"  {group:<13} n={len(v):<5} {pct(v, 50):7.2f} {pct(v, 99):7.2f} "
+                  f"{max(v):7.2f}")
 
 
 def main() -> None:
@@ -160,6 +284,10 @@ def main() -> None:
                         help="make variants of every N-th live image")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated variants to make (default: all)")
+    parser.add_argument("--exposure-every", type=int, default=2,
+                        help="re-expose every N-th live image that passes every check")
+    parser.add_argument("--no-exposure", action="store_true",
+                        help="skip the exposure-by-skin-tone table")
     parser.add_argument("--dump", action="store_true", help="print each live face's measures")
     parser.add_argument("--show-misses", type=int, default=20,
                         help="file names listed per group (0: none)")
@@ -184,7 +312,10 @@ def main() -> None:
     variant_measures: dict[str, dict[str, list[float]]] = collections.defaultdict(
         lambda: collections.defaultdict(list))
     live_reasons: collections.Counter[str] = collections.Counter()
-    live_total = live_pass = 0
+    live_total = live_pass = passed = 0
+    by_tone: dict[str, list[list[tuple[bool, bool, bool]]]] = collections.defaultdict(list)
+    backlight_by_tone: dict[str, list[float]] = collections.defaultdict(list)
+    rng = np.random.default_rng(15)
     times: list[float] = []
     for root in args.data:
         dataset = open_dataset(root)
@@ -212,6 +343,12 @@ def main() -> None:
                     live_measures[m].append(face.quality[m])
                 if args.dump:
                     print("LIVE", sample.key, face.quality, face.reasons)
+                if face.capture_ok and not args.no_exposure:
+                    passed += 1
+                    if passed % args.exposure_every == 0:
+                        tone = ita_group(skin_tone(image, settings))
+                        by_tone[tone].append(exposure_verdicts(image, settings, rng))
+                        backlight_by_tone[tone].append(face.quality["backlight"])
             if args.no_variants or not sample.is_live or live_total % args.variants_every:
                 continue
             for name in args.variants.split(","):
@@ -245,21 +382,25 @@ def main() -> None:
         print(f"small: {too_small['small']} of the {found_small} found faces are "
               "face_too_small (the rest measure at least LIVENESS_MIN_FACE_SIDE)")
         print("measures on the variants (p5, p50, p95):")
-        for name in ("small", "partial", "dark", "blurred"):
+        for name in ("small", *(f"partial_{side}" for side in SIDES), "dark", "backlit",
+                     "blurred"):
             v = variant_measures[name]
-            print(f"  {name:<8} " + "  ".join(
+            print(f"  {name:<14} " + "  ".join(
                 f"{m} p5 {pct(v[m], 5):.3f} p50 {pct(v[m], 50):.3f} p95 {pct(v[m], 95):.3f}"
-                for m in ("face_side", "edge_margin", "cut_x", "brightness", "blur")
+                for m in ("face_side", "edge_margin", "face_cut", "box_cut", "exposure",
+                          "backlight", "blur")
                 if v[m]))
     print(f"\ncapture checks on live images with a face: {live_pass} / {live_total} pass "
           f"({100 * live_pass / max(live_total, 1):.2f} %); reasons: "
           + (", ".join(f"{r} {c}" for r, c in live_reasons.most_common()) or "-"))
-    print(f"{'measure':<12} {'p0.5':>9} {'p1':>9} {'p5':>9} {'p50':>9} {'p95':>9} "
+    print(f"{'measure':<15} {'p0.5':>9} {'p1':>9} {'p5':>9} {'p50':>9} {'p95':>9} "
           f"{'p99':>9} {'p99.5':>9}")
     for m in MEASURES:
         v = live_measures[m]
-        print(f"{m:<12} " + " ".join(f"{pct(v, q):>9.3f}"
+        print(f"{m:<15} " + " ".join(f"{pct(v, q):>9.3f}"
                                      for q in (0.5, 1, 5, 50, 95, 99, 99.5)))
+    if by_tone:
+        print_exposure_table(by_tone, backlight_by_tone)
     if times:
         print(f"\nface stage: median {1000 * statistics.median(times):.1f} ms, "
               f"p95 {1000 * pct(times, 95):.1f} ms per image ({len(times)} images)")

@@ -2,23 +2,30 @@
 
 Starts ``liveness serve`` on free loopback ports with a Redis of its own (append-only
 persistence in a temporary folder, supervised by serve), then for each scenario runs
-:mod:`load` (4 clients) and injects one fault a few seconds in:
+:mod:`load` (4 clients, submitting from a few seconds before the fault until
+``--after`` seconds after it ended) and injects one fault:
 
 - ``kill-child``    SIGKILL one prefork child of the quality pool (an OOM kill);
 - ``kill-pool``     SIGKILL the quality pool's main process (serve's supervisor restarts it);
 - ``stop-pool``     stop the quality pool for ``--pause`` seconds, then start it again;
 - ``restart-redis`` restart Redis (``supervisorctl restart``, as ``redis-cli shutdown``
                     and a restart);
+- ``refuse-writes`` Redis up but refusing every write for ``--refusal`` seconds
+                    (``min-replicas-to-write 1`` without a replica: ``NOREPLICAS``, as
+                    ``MISCONF`` on a full disk or ``OOM`` would): submissions get 503,
+                    the pools must survive and finish the jobs in flight;
 - ``queue-bound``   stop the face pool and submit until the gateway answers 503
                     ``overloaded`` with ``Retry-After`` (``LIVENESS_MAX_QUEUE_DEPTH``),
                     then start it again.
 
 Each prints accepted / done / failed / lost / 5xx and the decisions of the jobs that
-finished: every job submitted shows the same face, so any decision but ``live`` would
-be one caused by the fault. Deadlines are shortened (visibility 10 s, job deadline
-40 s) so that each scenario takes about a minute. Loopback only, bounded in time.
+finished. Every job submitted is the same image, so each faulted job is compared with
+that image's decision without a fault (the warm-up's, which must be one and the same
+for all its jobs): any other decision is one the fault caused. Deadlines are shortened
+(visibility 10 s, job deadline 40 s) so that each scenario takes about a minute.
+Loopback only, bounded in time.
 
-Usage: python bench/faults.py [--scenarios kill-child,kill-pool,…] [--pause 60]
+Usage: python bench/faults.py [--scenarios kill-child,kill-pool,…] [--pause 60] [--after 10]
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ from load import LoadRun, http
 
 from cli.processes import LogSink, ManagedProcess, free_port
 
-SCENARIOS = ("kill-child", "kill-pool", "stop-pool", "restart-redis", "queue-bound")
+SCENARIOS = ("kill-child", "kill-pool", "stop-pool", "restart-redis", "refuse-writes",
+             "queue-bound")
 API_KEY = "faults-" + os.urandom(8).hex()
 
 
@@ -81,6 +89,7 @@ class Service:
         if not self.sink.wait_for("Ctrl-C stops everything", 180):
             raise RuntimeError(f"serve did not come up:\n{self.sink.tail()}")
         self.url = f"http://127.0.0.1:{self.port}"
+        self.redis_url = url
         self.conf = folder / f"serve-{self.port}" / "supervisord.conf"
 
     def ctl(self, *args: str) -> str:
@@ -99,9 +108,22 @@ class Service:
             self.process.stop()
 
 
-def inject(service: Service, scenario: str, pause_s: float, log: list[str]) -> None:
+#: Seconds into the load when the fault is injected.
+FAULT_AT_S = {"refuse-writes": 2.0}
+DEFAULT_FAULT_AT_S = 5.0
+
+
+def load_seconds(scenario: str, pause_s: float, refusal_s: float, after_s: float) -> float:
+    """How long the clients submit: until ``after_s`` past the end of the fault (a kill
+    or restart counts 5 s for the process to come back)."""
+    lasts = {"stop-pool": pause_s, "refuse-writes": refusal_s + 5}.get(scenario, 5.0)
+    return FAULT_AT_S.get(scenario, DEFAULT_FAULT_AT_S) + lasts + after_s
+
+
+def inject(service: Service, scenario: str, pause_s: float, log: list[str],
+           refusal_s: float = 15.0) -> None:
     """Inject ``scenario``'s fault (runs in a thread while the load runs)."""
-    time.sleep(5)
+    time.sleep(FAULT_AT_S.get(scenario, DEFAULT_FAULT_AT_S))
     if scenario == "kill-child":
         pool = children(service.pid("quality"))
         os.kill(pool[0], signal.SIGKILL)
@@ -116,6 +138,39 @@ def inject(service: Service, scenario: str, pause_s: float, log: list[str]) -> N
         log.append(service.ctl("start", "quality"))
     elif scenario == "restart-redis":
         log.append(service.ctl("restart", service.redis_program).replace("\n", "; "))
+    elif scenario == "refuse-writes":
+        import redis
+
+        client = redis.Redis.from_url(service.redis_url)
+        pools = ("face", "quality", "fusion")
+        before = {pool: service.pid(pool) for pool in pools}
+        client.config_set("min-replicas-to-write", 1)
+        log.append(f"Redis refuses writes (NOREPLICAS) for {refusal_s:.0f} s")
+        time.sleep(refusal_s)
+        client.config_set("min-replicas-to-write", 0)
+        time.sleep(5)
+        restarted = [pool for pool in pools if service.pid(pool) != before[pool]]
+        log.append(f"writes accepted again; pools that died and were restarted: "
+                   f"{', '.join(restarted) or 'none'}")
+
+
+def decisions(outcomes: dict[str, int]) -> dict[str, int]:
+    """``{"decision:live": 3, "done": 3, …}`` → ``{"live": 3}``."""
+    return {k.split(":", 1)[1]: n for k, n in outcomes.items() if k.startswith("decision:")}
+
+
+def fault_free_decision(warm_up: dict[str, int]) -> str:
+    """The one decision every warm-up job (the same image, no fault) got; ``ValueError``
+    when there is none or more than one (then nothing can be compared)."""
+    seen = decisions(warm_up)
+    if len(seen) != 1:
+        raise ValueError(f"the warm-up gave no single fault-free decision: {seen}")
+    return next(iter(seen))
+
+
+def caused_by_fault(outcomes: dict[str, int], baseline: str) -> int:
+    """Jobs that finished with another decision than the fault-free ``baseline``."""
+    return sum(n for decision, n in decisions(outcomes).items() if decision != baseline)
 
 
 def queue_bound(service: Service, log: list[str]) -> dict[str, object]:
@@ -138,7 +193,7 @@ def queue_bound(service: Service, log: list[str]) -> dict[str, object]:
     for job_id in accepted:
         job = run.poll(job_id, end)
         key = "lost" if job is None else (job["status"] if job["status"] != "done"
-                                          else f"done:{job['decision']}")
+                                          else f"decision:{job['decision']}")
         lost += job is None
         outcomes[key] = outcomes.get(key, 0) + 1
     return {"accepted": len(accepted), "refused": refused, "outcomes": outcomes, "lost": lost}
@@ -148,7 +203,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--pause", type=float, default=60, help="stop-pool pause, seconds")
-    parser.add_argument("--jobs", type=int, default=60, help="jobs per scenario")
+    parser.add_argument("--refusal", type=float, default=15,
+                        help="refuse-writes: seconds Redis refuses writes")
+    parser.add_argument("--jobs", type=int, default=5000,
+                        help="at most this many jobs per scenario")
+    parser.add_argument("--after", type=float, default=10,
+                        help="seconds the load goes on after the fault ended")
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = sorted(set(scenarios) - set(SCENARIOS))
@@ -159,30 +219,47 @@ def main() -> None:
     service = Service(folder, max_queue_depth=30)
     failed = False
     try:
-        warm = LoadRun(service.url, API_KEY, 1, 1, 60).run(60)
-        print(f"warm-up: {warm.outcomes}")
+        warm = LoadRun(service.url, API_KEY, 1, 10, 60).run(60)
+        print(f"warm-up (no fault): {dict(warm.outcomes)}")
+        if warm.lost:
+            raise SystemExit(f"the warm-up lost jobs: {warm.lost}")
+        try:
+            baseline = fault_free_decision(warm.outcomes)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        print(f"fault-free decision of the image: {baseline}")
         for scenario in scenarios:
             log: list[str] = []
             if scenario == "queue-bound":
                 result = queue_bound(service, log)
+                wrong = caused_by_fault(result["outcomes"], baseline)
                 ok = (result["lost"] == 0 and result["refused"] is not None
-                      and result["refused"][0] == 503 and result["refused"][1])
-                print(f"{scenario}: {result}\n  fault: {'; '.join(log)}")
+                      and result["refused"][0] == 503 and bool(result["refused"][1])
+                      and not wrong)
+                print(f"{scenario}: {result}\n  decisions other than the fault-free "
+                      f"{baseline!r}: {wrong}\n  fault: {'; '.join(log)}")
                 failed |= not ok
                 continue
-            run = LoadRun(service.url, API_KEY, clients=4, jobs=args.jobs, duration_s=150)
-            fault = threading.Thread(target=inject, args=(service, scenario, args.pause, log))
+            # The clients submit from before the fault until --after seconds past its
+            # end, so jobs are in flight whenever the fault strikes.
+            run = LoadRun(service.url, API_KEY, clients=4, jobs=args.jobs,
+                          duration_s=load_seconds(scenario, args.pause, args.refusal,
+                                                  args.after))
+            fault = threading.Thread(target=inject, args=(service, scenario, args.pause, log,
+                                                          args.refusal))
             fault.start()
             report = run.run(drain_s=180)
             fault.join()
-            wrong = sum(n for k, n in report.outcomes.items()
-                        if k.startswith("decision:") and k != "decision:live")
+            wrong = caused_by_fault(report.outcomes, baseline)
             print(f"{scenario}:")
             for line in report.lines():
                 print("  " + line)
-            print(f"  decisions other than live (caused by the fault): {wrong}")
+            print(f"  decisions other than the fault-free {baseline!r} (caused by the "
+                  f"fault): {wrong}")
             print(f"  fault: {'; '.join(log)}")
-            failed |= bool(report.lost or report.server_errors or wrong)
+            died = [line for line in log
+                    if "were restarted:" in line and not line.endswith("none")]
+            failed |= bool(report.lost or report.server_errors or wrong or died)
     finally:
         service.stop()
     sys.exit(1 if failed else 0)

@@ -13,6 +13,8 @@ import click
 from cli.apikey import apikey_command
 from cli.calibrate import calibrate_command
 from cli.evaluate import evaluate_command
+from cli.image_key import image_key_command
+from cli.models_command import models_group
 from cli.score import score_command
 from cli.serve import serve_command
 from cli.tests_command import tests_command
@@ -46,6 +48,8 @@ main.add_command(calibrate_command)
 main.add_command(serve_command)
 main.add_command(apikey_command)
 main.add_command(tests_command)
+main.add_command(image_key_command)
+main.add_command(models_group)
 
 
 @main.group("cnn")

@@ -42,7 +42,7 @@ def calibrate_command(data: tuple[str, ...], name: str, operating_point: str, me
 
     from common.evaluation.pipeline_report import score_datasets
     from common.evaluation.recalibrate import recalibrate, write_calibration_report
-    from common.pipeline import fusion_for
+    from common.pipeline import fusion_for, load_tests
     from common.profiles import Profile, save_profile, valid_name
 
     if not valid_name(name):
@@ -54,9 +54,15 @@ def calibrate_command(data: tuple[str, ...], name: str, operating_point: str, me
         names = tuple(default_registry().resolve(test_names.split(","),
                                                  settings.default_tests))
         fusion = fusion_for(settings)
+        models = {n: {"name": str(t.info.name), "version": str(t.info.version)}
+                  for n, t in load_tests(names, settings).items()}
         samples, results = score_datasets([Path(d) for d in data], names,
                                           Path(models_dir) if models_dir else None, jobs)
-        ok = [i for i, r in enumerate(results) if r is not None and r["score"] is not None]
+        # Only images every test scored: a profile calibrates the fused score of exactly
+        # these tests (an image one test failed on is fused by another subset's model).
+        ok = [i for i, r in enumerate(results)
+              if r is not None and r["score"] is not None
+              and all((r["tests"].get(n) or {}).get("score") is not None for n in names)]
         scores = np.array([results[i]["score"] for i in ok], float)
         y = np.array([samples[i].label for i in ok], int)
         types = np.array([samples[i].attack_type for i in ok], dtype=object)
@@ -66,7 +72,7 @@ def calibrate_command(data: tuple[str, ...], name: str, operating_point: str, me
     except (LivenessError, ValueError) as exc:
         raise click.ClickException(getattr(exc, "message", None) or str(exc)) from exc
     profile = Profile(name, operating_point, result.threshold, result.calibrator.to_dict(),
-                      retry_band, fusion.name,
+                      tuple(sorted(names)), models, retry_band, fusion.name, fusion.version,
                       {"data": list(data), "images": len(y),
                        "bona_fide": int((y == 1).sum()), "attacks": int((y == 0).sum()),
                        "tests": list(names),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,6 +32,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from common.config import PROJECT_ROOT
+from common.sealing import new_key as new_image_key
+from common.webhooks import tenant_secret
 from gateway.auth import hash_key
 
 #: The Celery app of every worker (``-A``).
@@ -109,17 +112,27 @@ def redis_server_argv(url: str, data_dir: str | Path | None = None) -> list[str]
     """``redis-server`` for the host and port of ``url``.
 
     With ``data_dir``, append-only persistence in that folder (fsync every second): job
-    records, results and queued messages survive a restart of this Redis. Without it,
-    nothing is kept (tests that want a throw-away Redis).
+    records, results and queued messages survive a restart of this Redis. The folder is
+    made private to the service user (0700). Without it, nothing is kept (tests that
+    want a throw-away Redis).
     """
     parts = urlsplit(url)
     argv = ["redis-server", "--bind", parts.hostname or "127.0.0.1",
             "--port", str(parts.port or 6379), "--save", ""]
     if data_dir is None:
         return [*argv, "--appendonly", "no"]
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     return [*argv, "--appendonly", "yes", "--appendfsync", "everysec",
             "--dir", str(Path(data_dir).resolve())]
+
+
+def private_dir(path: str | Path) -> Path:
+    """Create ``path`` (and parents) and make it readable by its owner only (0700): the
+    folder of Redis's append-only file holds job records and (sealed) images."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
 
 
 def celery_worker_argv(pool: str, concurrency: int = 1, loglevel: str = "INFO",
@@ -193,6 +206,8 @@ class ServiceStack:
 
     ``env`` entries are added to the children's environment (``LIVENESS_*`` settings,
     ``PYTHONPATH`` for extra test plug-ins …). Used by the tests and ``bench/e2e.py``.
+    ``LIVENESS_WEBHOOK_SECRET`` is ``extra_env``'s, else the environment's, else a random
+    one (:attr:`webhook_secret`; :meth:`tenant_webhook_secret` gives a key id's).
     """
 
     def __init__(self, redis_url: str, log_dir: Path, api_keys: dict[str, str],
@@ -212,14 +227,23 @@ class ServiceStack:
             LIVENESS_API_KEY_HASHES=",".join(
                 key_hash_entry(i, k) for i, k in self.api_keys.items()),
             LIVENESS_RATE_LIMIT="100000/minute",
-            **(extra_env or {}),
+            # Images are sealed at rest (common/sealing.py): one key for the whole stack.
+            LIVENESS_IMAGE_KEYS=os.environ.get("LIVENESS_IMAGE_KEYS") or new_image_key(),
         )
+        self.env["LIVENESS_WEBHOOK_SECRET"] = (os.environ.get("LIVENESS_WEBHOOK_SECRET")
+                                               or secrets.token_urlsafe(32))
+        self.env.update(extra_env or {})
+        self.webhook_secret = self.env["LIVENESS_WEBHOOK_SECRET"]
         self.gateway_workers = gateway_workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.gateway: ManagedProcess | None = None
         self.workers: dict[str, list[ManagedProcess]] = {}
         self.sinks: dict[str, LogSink] = {}
+
+    def tenant_webhook_secret(self, key_id: str) -> str:
+        """The secret that signs the webhooks of ``key_id``'s jobs."""
+        return tenant_secret(self.webhook_secret, key_id)
 
     def _sink(self, name: str) -> LogSink:
         if name not in self.sinks:

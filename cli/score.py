@@ -7,7 +7,6 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -19,19 +18,28 @@ from common.imageio import load_image
 from common.registry import default_registry
 from common.result import csv_row
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+def is_folder_metadata(relative: Path) -> bool:
+    """True for what a folder holds beside its files: hidden entries (``.DS_Store``,
+    macOS ``._*`` resource forks, ``.git/``) and ``__MACOSX/``, at any depth."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
 
 
-def iter_image_paths(inputs: tuple[str, ...]) -> Iterator[Path]:
-    """Files as given; folders searched recursively for image files, sorted."""
+def collect_files(inputs: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """``(files, left_out)``: files as given, and every file of each folder (recursively,
+    sorted) whatever its suffix — the decoder tells images by content, so a file that is
+    not a supported image is still tried and gets its error row; ``left_out`` lists the
+    folders' metadata files (:func:`is_folder_metadata`), which are not tried."""
+    files: list[Path] = []
+    left_out: list[Path] = []
     for raw in inputs:
         path = Path(raw)
-        if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-        else:
-            yield path
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for found in sorted(p for p in path.rglob("*") if p.is_file()):
+            (left_out if is_folder_metadata(found.relative_to(path)) else files).append(found)
+    return files, left_out
 
 
 @click.command("score")
@@ -57,8 +65,6 @@ def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: 
     try:
         names = tuple(default_registry().resolve(test_names.split(","),
                                                  settings.default_tests))
-        tests = load_tests(names, settings)
-        fusion = fusion_for(settings)
         chosen = None
         profile_name = profile or settings.default_profile
         if profile_name:
@@ -67,11 +73,21 @@ def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: 
                 raise click.ClickException(
                     f"unknown calibration profile {profile_name!r}; known: "
                     f"{', '.join(sorted(profiles_for(settings))) or 'none'}")
+            # A profile calibrates one combination of tests, models and fusion only.
+            chosen.check_tests(names, "--tests runs")
+        tests = load_tests(names, settings)
+        fusion = fusion_for(settings)
+        if chosen is not None:
+            chosen.check_models({n: (t.info.name, t.info.version) for n, t in tests.items()})
+            chosen.check_fusion(fusion.name, fusion.version)
     except LivenessError as exc:
         raise click.ClickException(exc.message) from exc
-    paths = list(iter_image_paths(inputs))
+    paths, left_out = collect_files(inputs)
+    if left_out:
+        click.echo(f"left out {len(left_out)} hidden or __MACOSX files (e.g. "
+                   f"{left_out[0]})", err=True)
     if not paths:
-        raise click.ClickException("no image files found in the given paths")
+        raise click.ClickException("no files found in the given paths")
     rows, failures = [], 0
     show_progress = len(paths) > 1 and not as_json
     for path in tqdm(paths, desc="scoring", disable=not show_progress, file=sys.stderr):
@@ -95,11 +111,11 @@ def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: 
             writer.writerows(rows)
         click.echo(f"wrote {len(rows)} rows to {out}", err=True)
     elif not as_json:
-        for row in rows:
+        for path, row in zip(paths, rows, strict=True):  # the path as given, not CSV-escaped
             click.echo(
-                f"{row['path']}\t{row['decision']}\tscore={row['score_live']}"
+                f"{path}\t{row['decision']}\tscore={row['score_live']}"
                 f"\tface={row['face_found']}\t{row['reasons'] or row['error']}"
             )
     if failures:
-        click.echo(f"{failures} of {len(rows)} images could not be scored", err=True)
+        click.echo(f"{failures} of {len(rows)} files could not be scored", err=True)
         sys.exit(1)

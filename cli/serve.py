@@ -2,19 +2,22 @@
 
 Starts Redis when none answers on the configured URL, the gateway (gunicorn) and one
 Celery worker per pool — the pipeline's queues, from the test registry: ``face``, one
-per registered test, ``fusion`` — prints the URL and a development API key, prefixes
-and streams every child's log, and stops them all on Ctrl-C. The processes run under
+per registered test, ``fusion`` — waits until ``/readyz`` says every pool consumes its
+queue, then prints the URL and a development API key and streams every child's log with
+its name as prefix (while starting, only warnings and errors: the rest of the start-up
+output stays in the programs' log files), and stops them all on Ctrl-C. The processes run under
 supervisord (:mod:`cli.supervision`): a child that dies is restarted with backoff and
 the supervisor says so in the log, while ``/readyz`` answers 503 until its pool is back;
 Ctrl-C stops every process group (no orphans).
 
-Pools whose model is not shipped yet (cnn, depth3d) still start: their tasks record a
+Pools whose model is not shipped yet (depth3d) still start: their tasks record a
 ``model_unavailable`` outcome, which is what a deployment without those models sees.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -36,14 +39,25 @@ from cli.processes import (
     wait_http_ok,
 )
 from cli.supervision import Program, Supervisor
-from common.config import PROJECT_ROOT, get_settings
+from common.config import PROJECT_ROOT, SettingsError, get_settings
 from common.registry import default_registry
+from common.sealing import new_key as new_image_key
+from common.webhooks import MASTER_SECRET_VARIABLE, check_master_secret, tenant_secret
+
+#: Lines shown while the service starts (the rest stays in the programs' log files):
+#: warnings, errors, tracebacks, and the supervisor's (re)start and exit notices.
+_STARTUP_SHOWN = re.compile(r"WARNING|ERROR|CRITICAL|FATAL|Traceback|Error\b|refusing|"
+                            r"exited:|gave up:|^\s+File \"|^\S+Error: ")
 
 
-def _printer(prefix: str, colour: str) -> Callable[[str], None]:
+def _printer(prefix: str, colour: str, started: threading.Event) -> Callable[[str], None]:
+    """A sink printing ``prefix | line``; until ``started`` is set only the lines
+    :data:`_STARTUP_SHOWN` matches (worker start-up banners stay in the log files)."""
     lock = _PRINT_LOCK
 
     def sink(line: str) -> None:
+        if not started.is_set() and not _STARTUP_SHOWN.search(line):
+            return
         with lock:
             click.echo(click.style(f"{prefix:>9} | ", fg=colour) + line)
 
@@ -58,6 +72,10 @@ _FIXED_COLOURS = {"redis": "red", "gateway": "cyan", "face": "bright_blue", "fus
 
 def _colour(name: str, index: int) -> str:
     return _FIXED_COLOURS.get(name, _COLOURS[index % len(_COLOURS)])
+
+
+#: Seconds ``serve`` waits for every pool to be ready before it gives up.
+READY_TIMEOUT_S = 300.0
 
 
 @click.command("serve")
@@ -87,8 +105,18 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     hashes = [h for h in env.get("LIVENESS_API_KEY_HASHES", "").split(",") if h]
     env["LIVENESS_API_KEY_HASHES"] = ",".join([*hashes, key_hash_entry("dev", api_key)])
+    dev_webhook_secret = _dev_webhook_secret(env)
+    # Uploaded images are sealed in Redis (common/sealing.py) with a key that lives only
+    # in this process's memory and its children's environment, never on disk. A run
+    # without LIVENESS_IMAGE_KEYS makes its own: images of jobs still queued when serve
+    # stops cannot be opened by the next run (set the variable to keep them).
+    env["LIVENESS_IMAGE_KEYS"] = env.get("LIVENESS_IMAGE_KEYS", "").strip() or new_image_key()
 
+    # /readyz of this run answers 200 once a worker consumes each started pool's queue
+    # (unless the operator chose the required queues).
+    env.setdefault("LIVENESS_REQUIRED_QUEUES", ",".join(pool_names))
     stopping = threading.Event()
+    started = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         stopping.set()
@@ -102,20 +130,28 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
     programs.append(Program("gateway", gateway_argv(host, port, gateway_workers)))
     programs += [Program(pool, celery_worker_argv(pool, concurrency)) for pool in pool_names]
     colours = {p.name: _colour(p.name, i) for i, p in enumerate(programs)}
+    run_dir = Path(data_dir) / f"serve-{port}"
     supervisor = Supervisor(
-        programs, Path(data_dir) / f"serve-{port}", env,
-        sink_for=lambda name: _printer(name, colours.get(name, "white")), cwd=PROJECT_ROOT)
+        programs, run_dir, env,
+        sink_for=lambda name: _printer(name, colours.get(name, "white"), started),
+        cwd=PROJECT_ROOT)
     try:
+        click.echo(f"starting Redis, the gateway and the pools {', '.join(pool_names)} "
+                   f"(start-up logs: {run_dir}/) …", err=True)
         supervisor.start()
         base = f"http://{host}:{port}"
 
         def running() -> bool:
             return not stopping.is_set() and supervisor.alive()
 
-        if not wait_http_ok(f"{base}/healthz", 120, running):
+        if not wait_http_ok(f"{base}/readyz", READY_TIMEOUT_S, running):
             if stopping.is_set():
                 return
-            raise click.ClickException("the service did not come up; see the log above")
+            raise click.ClickException(
+                f"the service was not ready within {READY_TIMEOUT_S:.0f} s (GET {base}/readyz: "
+                f"a pool did not start); see the log above and {run_dir}/")
+        started.set()
+        _announce_webhook_secret(dev_webhook_secret)
         _announce(base, api_key, pool_names)
         while running():
             stopping.wait(0.5)
@@ -127,6 +163,31 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
         supervisor.stop()
         with _PRINT_LOCK:
             click.echo("stopped.", err=True)
+
+
+def _dev_webhook_secret(env: dict[str, str]) -> str:
+    """The development key's (id ``dev``) webhook signing secret, derived from the
+    children's ``LIVENESS_WEBHOOK_SECRET`` in ``env``.
+
+    A secret set there must be usable (:func:`common.webhooks.check_master_secret`, else
+    a ``ClickException`` with its message); when none is set, a fresh random one (256
+    bits) is written into ``env`` for this run.
+    """
+    master = env.get(MASTER_SECRET_VARIABLE, "")
+    if master:
+        try:
+            check_master_secret(master)
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        master = env[MASTER_SECRET_VARIABLE] = secrets.token_urlsafe(32)
+    return tenant_secret(master, "dev")
+
+
+def _announce_webhook_secret(secret: str) -> None:
+    with _PRINT_LOCK:
+        click.echo("")
+        click.echo(f"  webhook secret of the development key (X-Liveness-Signature): {secret}")
 
 
 def _redis_program(url: str, env: dict[str, str], data_dir: Path) -> list[Program]:
@@ -144,8 +205,10 @@ def _redis_program(url: str, env: dict[str, str], data_dir: Path) -> list[Progra
                        env=dict(env, LIVENESS_REDIS_URL=url))
         return []
     port = urlsplit(url).port or 6379
+    # Its files are the service user's only (umask 077 in a 0700 folder).
     return [Program(f"redis-{port}" if port != 6379 else "redis",
-                    redis_server_argv(url, data_dir / f"redis-{port}"), priority=1)]
+                    redis_server_argv(url, data_dir / f"redis-{port}"), priority=1,
+                    umask="077")]
 
 
 def sample_image(path: Path) -> Path:

@@ -38,6 +38,8 @@ class Program:
     name: str
     argv: Sequence[str]
     priority: int = 100
+    #: File-creation mask of the program (octal string, e.g. ``"077"``), or inherited.
+    umask: str | None = None
 
 
 class LogTail(threading.Thread):
@@ -115,6 +117,7 @@ class Supervisor:
                 f"command={command}",
                 f"directory={self.cwd}",
                 f"priority={program.priority}",
+                *([f"umask={program.umask}"] if program.umask else []),
                 "autostart=true",
                 "autorestart=true",
                 "startsecs=3",

@@ -40,22 +40,29 @@ class Settings:
     #: The search passes run on a copy whose longer side is at most this; larger images
     #: are also searched in tiles of this side when nothing is found (small faces).
     face_detect_max_side: int = 640
-    # --- capture checks (common/faces/capture.py; chosen so that >= 99 % of the live
-    # images of ../shared/data pass: bench/face_coverage.py prints the percentiles) ---
+    #: Images longer than this (pixels) are downscaled to it before the face stage, which
+    #: bounds its time per image (the tiles pass over a larger image is not finer).
+    face_search_max_side: int = 4032
+    # --- capture checks (common/faces/capture.py; chosen on the live images of
+    # ../shared/data: bench/face_coverage.py prints the percentiles and the pass rate) ---
     #: ``face_too_small`` below this longer side of the face box, original pixels.
     min_face_side: int = 64
-    #: ``face_partial`` when more than these fractions of the face box's width / height
-    #: lie outside one edge of the image (tight crops cut the forehead: height's is larger).
-    max_face_cut_x: float = 0.22
-    max_face_cut_y: float = 0.45
-    #: ``face_partial`` when a landmark (eyes, nose, mouth corners) lies closer to the
-    #: image edge than this many inter-ocular distances (negative: outside).
-    min_edge_margin: float = -0.4
+    #: ``face_partial`` when an image edge cuts more than this fraction off the face
+    #: region (cheek to cheek, eyebrows to chin, in the face's own frame) or off the
+    #: detection box, from any side (``common/faces/framing.py``).
+    max_face_cut: float = 0.35
+    #: ``face_partial`` when a landmark (eyes, nose, mouth corners) lies closer to an
+    #: image edge than this many inter-ocular distances (0: it must be in the image).
+    min_edge_margin: float = 0.0
     #: ``face_turned`` above this absolute yaw or pitch, degrees.
     max_yaw_deg: float = 55.0
     max_pitch_deg: float = 40.0
-    #: ``too_dark`` below this mean luma of the aligned face crop (0-255).
-    min_brightness: float = 32.0
+    #: ``too_dark`` below this exposure: the 95th percentile luma (0-255) of the pixels
+    #: around the face that are not skin (``common/faces/photometry.py``).
+    min_exposure: float = 58.0
+    #: ``backlit`` above this ratio of the surround's (75th percentile) to the skin's
+    #: (median) luminance, linear light (``common/faces/photometry.py``).
+    max_backlight: float = 35.0
     #: ``overexposed`` above this fraction of saturated (luma >= 250) face pixels.
     max_overexposed: float = 0.3
     #: ``too_blurry`` above this blur effect (Crete et al. 2007, 0 sharp - 1 blurred) of
@@ -77,6 +84,16 @@ class Settings:
     result_backend: str = "redis://127.0.0.1:6379/0"
     #: Seconds an uploaded image may live in Redis (backstop; deleted when the job ends).
     image_ttl_s: int = 900
+    #: Keys that seal uploaded images and explanation images in Redis (AES-256-GCM,
+    #: :mod:`common.sealing`): base64 of 32 bytes, comma-separated, the first seals and
+    #: all open (rotation). Required by the gateway and every pool; keep it out of the
+    #: Redis host's disk (environment, secret store). ``liveness image-key`` makes one;
+    #: ``liveness serve`` makes one per run when it is unset.
+    image_keys: str = ""
+    #: Seconds between two rewrites of Redis's append-only file by the fusion pool
+    #: (``BGREWRITEAOF`` when it grew), so that a finished or deleted job's sealed image
+    #: leaves the disk within about this long; 0 turns it off.
+    aof_rewrite_s: float = 60.0
     #: Seconds a finished job's result is kept (then GET answers ``expired``).
     result_ttl_s: int = 86400
     #: Seconds after a job's work starts (its first task) when fusion finishes it with
@@ -88,6 +105,12 @@ class Settings:
     job_start_timeout_s: int = 600
     #: Seconds between two sweeps of due deadlines by the fusion pool.
     deadline_sweep_s: float = 1.0
+    #: Seconds a submission may take from writing its job (pending) to confirming it
+    #: once its tasks are enqueued; a submission that failed on the way (Redis refusing
+    #: writes …) is erased by the deadline sweep after this, and the gateway gives up
+    #: confirming after half of it (503 ``unavailable``). Workers wait up to this for a
+    #: pending job's confirmation.
+    submit_grace_s: float = 30.0
     #: Seconds a test that needs the face waits for the face stage (then it records
     #: ``face_unavailable``); tests that need no face run alongside the face stage.
     face_stage_wait_s: float = 20.0
@@ -97,8 +120,11 @@ class Settings:
     task_time_limit_s: int = 45
     #: Broker redelivery delay for unacknowledged tasks (above the longest task).
     visibility_timeout_s: int = 60
-    #: HMAC-SHA256 key for ``X-Liveness-Signature`` on webhook POSTs.
-    webhook_secret: str = "change-me"
+    #: Master secret of the webhook signatures (no usable default: the gateway and the
+    #: worker pools refuse to start when it is empty, a placeholder or shorter than 32
+    #: characters). Each API-key id signs with its own secret derived from it
+    #: (``common.webhooks.tenant_secret``; ``liveness apikey ID`` prints it).
+    webhook_secret: str = ""
     #: Seconds per webhook POST attempt.
     webhook_timeout_s: float = 5.0
     #: Webhook POST attempts before giving up (exponential backoff between them).
@@ -144,9 +170,22 @@ class Settings:
     readyz_cache_s: float = 5.0
     #: Connect/read timeout of the gateway's Redis calls: fail fast with 503, never hang.
     gateway_redis_timeout_s: float = 2.0
-    #: gunicorn listen address, worker processes and threads per worker.
+    #: Most Redis connections one gateway process opens to the job store (and as many
+    #: to the rate-limit storage); a request waits for a free one, up to
+    #: ``gateway_redis_timeout_s`` (then 503), instead of opening one per request.
+    gateway_redis_connections: int = 50
+    #: gunicorn listen address and worker processes.
     gateway_bind: str = "0.0.0.0:8000"
     gateway_workers: int = 2
+    #: gunicorn worker class: ``gevent`` (one greenlet per connection: idle long-polls
+    #: and slow uploads cost no thread, so thousands are held; bench/longpoll.py) or
+    #: ``gthread`` (``gateway_threads`` threads per process: each long-poll or slow
+    #: upload holds one).
+    gateway_worker_class: str = "gevent"
+    #: Most simultaneous connections one ``gevent`` gateway process holds (gunicorn's
+    #: ``worker_connections``); the others wait in the listen backlog.
+    gateway_connections: int = 1000
+    #: Threads per process of the ``gthread`` worker class.
     gateway_threads: int = 8
 
     @classmethod
@@ -178,13 +217,30 @@ class Settings:
         if settings.face_detector not in detectors:
             raise SettingsError(f"LIVENESS_FACE_DETECTOR={settings.face_detector!r}: must be "
                                 f"one of {', '.join(detectors)}")
+        if settings.face_search_max_side < settings.face_detect_max_side:
+            raise SettingsError("LIVENESS_FACE_SEARCH_MAX_SIDE must be at least "
+                                "LIVENESS_FACE_DETECT_MAX_SIDE")
         if settings.multiple_faces not in ("retry", "largest"):
             raise SettingsError(f"LIVENESS_MULTIPLE_FACES={settings.multiple_faces!r}: must "
                                 "be 'retry' or 'largest'")
+        if settings.gateway_worker_class not in ("gevent", "gthread"):
+            raise SettingsError(f"LIVENESS_GATEWAY_WORKER_CLASS="
+                                f"{settings.gateway_worker_class!r}: must be 'gevent' or "
+                                "'gthread'")
+        if settings.submit_grace_s <= 0:
+            raise SettingsError("LIVENESS_SUBMIT_GRACE_S must be a positive number of "
+                                "seconds")
         if settings.job_deadline_s <= settings.visibility_timeout_s:
             raise SettingsError("LIVENESS_JOB_DEADLINE_S must exceed "
                                 "LIVENESS_VISIBILITY_TIMEOUT_S (a killed worker's task is "
                                 "redelivered after the latter)")
+        if settings.image_keys.strip():
+            from common.sealing import parse_keys
+
+            parse_keys(settings.image_keys)  # SettingsError naming the bad entry
+        if settings.aof_rewrite_s < 0:
+            raise SettingsError("LIVENESS_AOF_REWRITE_S must be 0 (off) or a positive number "
+                                "of seconds")
         from common.egress import parse_allowlist
         from common.profiles import parse_key_profiles, valid_name
 

@@ -6,6 +6,17 @@ answers with, so every layer reports bad input the same way and never as a 500.
 
 from __future__ import annotations
 
+import re
+
+#: A Python object's default repr (``<_io.BytesIO object at 0x7f…>``): it means nothing to
+#: a client and leaks memory addresses, so no error message may contain one.
+OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def without_object_reprs(text: str, replacement: str = "the data") -> str:
+    """``text`` with every :data:`OBJECT_REPR` replaced by ``replacement``."""
+    return OBJECT_REPR.sub(replacement, text)
+
 
 class LivenessError(Exception):
     """Base of every error this project raises on purpose."""

@@ -95,7 +95,7 @@ class LivenessEstimator(BaseEstimator, ClassifierMixin, ABC):
 
         Every weight file's SHA-256 is checked against ``model.json`` first.
         """
-        doc = read_model_folder(folder)
+        doc = read_model_folder(folder, required=(WEIGHTS_FILE,))
         path = Path(folder)
         if not path.is_dir():
             path = path.parent

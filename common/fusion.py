@@ -40,6 +40,8 @@ from common.result import TestOutcome
 
 #: Name of the default rule (``fusion`` in every result it produced).
 DEFAULT_RULE_NAME = "mean-threshold-normalised-log-odds"
+#: Version of the default rule (a calibration profile records the fusion it was fitted on).
+DEFAULT_RULE_VERSION = "1"
 #: The default rule's decision threshold on the fused score.
 DEFAULT_THRESHOLD = 0.5
 #: Sub-folder of the models folder that holds a trained fusion model.
@@ -58,12 +60,15 @@ class FusedScore:
     name: str
     operating_point: str | None = None
     probability: float | None = None
+    #: Half-width (log-odds) of the band around the threshold that answers ``retry``.
+    retry_band: float = 0.0
 
 
 class Fusion(Protocol):
     """What the pipeline needs of a fusion; loaded once per process."""
 
     name: str
+    version: str
 
     def fuse(self, outcomes: Mapping[str, TestOutcome]) -> FusedScore:
         """Combine the outcomes (test name → outcome) of one image."""
@@ -100,6 +105,7 @@ class NormalisedLogOddsFusion:
     """The default rule: mean of threshold-normalised log-odds (module docstring)."""
 
     name = DEFAULT_RULE_NAME
+    version = DEFAULT_RULE_VERSION
     threshold = DEFAULT_THRESHOLD
 
     def fuse(self, outcomes: Mapping[str, TestOutcome]) -> FusedScore:
@@ -143,12 +149,14 @@ class LinearLogOddsFusion:
     format = "linear-log-odds"
 
     def __init__(self, name: str, threshold: float, subsets: Mapping[str, Mapping[str, Any]],
-                 operating_point: str | None = None, retry_band: float = 0.0) -> None:
+                 operating_point: str | None = None, retry_band: float = 0.0,
+                 version: str = "") -> None:
         if not subsets:
             raise ModelError("a linear fusion model needs at least one fitted subset")
         if not (math.isfinite(retry_band) and retry_band >= 0):
             raise ModelError(f"retry_band must be a non-negative number, got {retry_band!r}")
         self.name = name
+        self.version = version
         self.threshold = float(threshold)
         self.operating_point = operating_point
         self.retry_band = float(retry_band)
@@ -170,7 +178,8 @@ class LinearLogOddsFusion:
         params = doc.get("params") or {}
         try:
             return cls(str(info["name"]), float(info["threshold"]), params["subsets"],
-                       params.get("operating_point"), float(params.get("retry_band", 0.0)))
+                       params.get("operating_point"), float(params.get("retry_band", 0.0)),
+                       str(info.get("version", "")))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"malformed linear fusion model: {exc}") from exc
 
@@ -191,7 +200,7 @@ class LinearLogOddsFusion:
         probability = _expit(model.platt_a * z + model.platt_b) if self.calibrated else None
         return FusedScore(score, model.threshold,
                           decide(score, model.threshold, self.retry_band), self.name,
-                          self.operating_point, probability)
+                          self.operating_point, probability, self.retry_band)
 
 
 #: Fusion model formats a ``models/fusion/model.json`` may declare.

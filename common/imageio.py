@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from common.config import Settings, get_settings
 from common.errors import (
@@ -24,6 +24,7 @@ from common.errors import (
     NotAnImageError,
     TooManyPixelsError,
     UnsupportedFormatError,
+    without_object_reprs,
 )
 
 #: Formats we decode, keyed by Pillow's format name.
@@ -112,6 +113,19 @@ def check_jpeg_coding(data: bytes) -> None:
         pos += 2 + length
 
 
+def decoder_reason(exc: BaseException) -> str:
+    """Pillow's explanation of a failed decode, fit for an error message.
+
+    Pillow names the file object it was given when no plugin accepts the data
+    (``cannot identify image file <_io.BytesIO object at 0x…>``): that case becomes a
+    plain sentence, and any other object repr in a message is replaced by ``the data``.
+    """
+    if isinstance(exc, UnidentifiedImageError):
+        return "it is malformed"
+    text = without_object_reprs(str(exc)).strip()
+    return text or type(exc).__name__
+
+
 def decode_image(data: bytes, settings: Settings | None = None) -> np.ndarray:
     """Decode untrusted image bytes to an RGB ``uint8`` array of shape (H, W, 3).
 
@@ -144,7 +158,8 @@ def decode_image(data: bytes, settings: Settings | None = None) -> np.ndarray:
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data), formats=[fmt])
     except Exception as exc:  # Pillow raises many types for a bad header
-        raise CorruptImageError(f"the {fmt} header cannot be read: {exc}") from exc
+        raise CorruptImageError(f"the {fmt} header cannot be read: "
+                                f"{decoder_reason(exc)}") from exc
     width, height = img.size
     if width * height > settings.max_image_pixels:
         raise TooManyPixelsError(
@@ -166,7 +181,8 @@ def decode_image(data: bytes, settings: Settings | None = None) -> np.ndarray:
             img.load()
             img = ImageOps.exif_transpose(img)
     except Exception as exc:  # truncated data, bad Huffman tables, zlib errors, ...
-        raise CorruptImageError(f"the {fmt} image is truncated or corrupt: {exc}") from exc
+        raise CorruptImageError(f"the {fmt} image is truncated or corrupt: "
+                                f"{decoder_reason(exc)}") from exc
     rgb = _to_rgb_array(img)
     if min(rgb.shape[:2]) < settings.min_image_side:
         raise ImageTooSmallError(

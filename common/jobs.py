@@ -25,11 +25,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import redis
 from celery import chord, group
+from celery.result import denied_join_result
 from kombu.exceptions import OperationalError
 
 from common.config import Settings
@@ -37,15 +40,18 @@ from common.egress import Resolver, check_callback_url, parse_allowlist, system_
 from common.errors import ImageError, LivenessError, ModelError
 from common.imageio import decode_image
 from common.jobstore import TERMINAL, IdempotencyConflictError, JobStore, new_id
-from common.profiles import load_profiles, parse_key_profiles
+from common.modelfolder import read_model_info
+from common.outages import refusal_code
+from common.profiles import ProfileCatalog, ProfileMismatchError, parse_key_profiles
 from common.queueing import FACE_TASK, FINALIZE_TASK, LivenessCelery
 from common.registry import FACE_QUEUE, TestRegistry, UnknownTestError
 from common.result import JobView, LivenessResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IdempotencyConflictError", "JobService", "OverloadedError", "StoreUnavailableError",
-           "UnknownProfileError", "UnknownTestError", "job_view"]
+__all__ = ["ExplainUnsupportedError", "IdempotencyConflictError", "JobService",
+           "OverloadedError", "ProfileMismatchError", "StoreUnavailableError",
+           "TestUnavailableError", "UnknownProfileError", "UnknownTestError", "job_view"]
 
 
 def request_fingerprint(image: bytes, tests: Iterable[str], callback_url: str | None,
@@ -64,6 +70,22 @@ class UnknownProfileError(LivenessError):
     """A calibration profile that is not loaded (HTTP 422)."""
 
     code = "unknown_profile"
+    http_status = 422
+
+
+class ExplainUnsupportedError(LivenessError):
+    """``explain=true`` for a job none of whose tests can explain its score (HTTP 422)."""
+
+    code = "explain_unsupported"
+    http_status = 422
+
+
+class TestUnavailableError(LivenessError):
+    """A registered test whose model code is not installed in this deployment (HTTP 422):
+    its job could only end without that test's score."""
+
+    __test__ = False  # not a pytest test class
+    code = "test_unavailable"
     http_status = 422
 
 
@@ -86,6 +108,19 @@ class StoreUnavailableError(LivenessError):
     headers = {"Retry-After": "2"}  # noqa: RUF012 - read-only class constant
 
 
+def installed_models(models_dir: str | Path, tests: Iterable[str]
+                     ) -> dict[str, tuple[str | None, str | None]]:
+    """Test → (model name, version) from ``<models_dir>/<test>/model.json`` for the tests
+    whose model folder this process can see (the gateway's image carries none: then
+    the fusion pool checks the versions of every job's outcomes instead)."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for test in tests:
+        info = read_model_info(Path(models_dir) / test)
+        if info is not None:
+            found[test] = (info.get("name"), info.get("version"))
+    return found
+
+
 def job_view(
     job_id: str, record: dict[str, Any] | None, status: str | None = None
 ) -> dict[str, Any]:
@@ -106,12 +141,21 @@ def job_view(
 
 @contextlib.contextmanager
 def _available() -> Iterator[None]:
-    """Turn connection failures into a typed 503 error instead of a hang or a 500."""
+    """Turn a job-store or broker outage into a typed 503 instead of a hang or a 500.
+
+    An outage is any Redis error — unreachable, timing out, or up but refusing writes
+    (``MISCONF``, ``NOREPLICAS``, ``OOM`` …: :mod:`common.outages`) — or a broker
+    connection error: nothing the request could change, so the client retries later.
+    """
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
-        log.warning("job store or broker unreachable: %s", exc)
-        raise StoreUnavailableError("the job store or queue is unreachable; retry later") from exc
+    except (redis.RedisError, OperationalError) as exc:
+        refused = refusal_code(exc)
+        log.warning("job store or broker %s: %s: %s",
+                    f"refuses writes ({refused})" if refused else "unavailable",
+                    type(exc).__name__, exc)
+        what = "refuses writes" if refused else "is unreachable"
+        raise StoreUnavailableError(f"the job store or queue {what}; retry later") from exc
 
 
 class JobService:
@@ -132,26 +176,73 @@ class JobService:
         self.allowlist = parse_allowlist(self.settings.webhook_allowlist)
         #: Messages waiting per queue (``None``: the broker cannot say; no bound).
         self.queue_depths = queue_depths
-        #: Calibration profiles (``<models_dir>/profiles``), read once; a malformed one
-        #: stops the service at start (ModelError).
-        self.profiles = load_profiles(self.settings.models_dir)
+        #: Calibration profiles (``<models_dir>/profiles``), re-read when a file there
+        #: changes; a malformed one stops the service at start (ModelError).
+        self.profiles = ProfileCatalog(self.settings.models_dir)
         self.key_profiles = parse_key_profiles(self.settings.key_profiles)
+        self._check_default_profiles()
+
+    def _check_default_profiles(self) -> None:
+        """Refuse to start (:class:`ModelError`) when ``LIVENESS_DEFAULT_PROFILE`` or a
+        ``LIVENESS_KEY_PROFILES`` entry names a profile that does not exist, or one that
+        does not fit the jobs it would decide: the default tests, and the models and
+        fusion installed under the models folder where this process can see them."""
+        profiles = self.profiles.all()
         named = {*self.key_profiles.values(), self.settings.default_profile} - {""}
-        if named - set(self.profiles):
+        if named - set(profiles):
             raise ModelError(f"LIVENESS_DEFAULT_PROFILE / LIVENESS_KEY_PROFILES name profiles "
                              f"that are not in {self.settings.models_dir}/profiles: "
-                             f"{', '.join(sorted(named - set(self.profiles)))}")
+                             f"{', '.join(sorted(named - set(profiles)))}")
+        defaults = self.resolve_tests(None)
+        for name in sorted(named):
+            profile = profiles[name]
+            try:
+                profile.check_tests(defaults, "the default tests (LIVENESS_DEFAULT_TESTS, "
+                                    "else the registry's defaults) are")
+                profile.check_models(installed_models(self.settings.models_dir,
+                                                      profile.tests))
+            except ProfileMismatchError as exc:
+                raise ModelError(f"LIVENESS_DEFAULT_PROFILE / LIVENESS_KEY_PROFILES: "
+                                 f"{exc.message}") from exc
 
-    def resolve_profile(self, owner: str, requested: str | None) -> str:
+    def resolve_profile(self, owner: str, requested: str | None,
+                        tests: Iterable[str] | None = None) -> str:
         """The profile a job of ``owner`` uses: the request's, else the key's default,
         else the deployment's, else none (``""``). :class:`UnknownProfileError` (422)
-        when it names no loaded profile."""
+        when it names no loaded profile; :class:`ProfileMismatchError` (422) when it was
+        fitted on other ``tests`` than the job's."""
         name = requested or self.key_profiles.get(owner) or self.settings.default_profile
-        if name and name not in self.profiles:
-            known = ", ".join(sorted(self.profiles)) or "none (liveness calibrate writes them)"
+        if not name:
+            return ""
+        profiles = self.profiles.all()
+        profile = profiles.get(name)
+        if profile is None:
+            known = ", ".join(sorted(profiles)) or "none (liveness calibrate writes them)"
             raise UnknownProfileError(f"unknown calibration profile {name[:64]!r}; known: "
                                       f"{known}")
-        return name or ""
+        if tests is not None:
+            origin = ("this job runs" if requested else
+                      "this job (which names no profile, so gets its API key's or the "
+                      "deployment's default) runs")
+            profile.check_tests(tests, origin)
+        return name
+
+    def check_options(self, names: Iterable[str], explain: bool) -> None:
+        """Refuse what a job could only answer badly (HTTP 422): a test whose model code
+        is not installed (``test_unavailable``), and ``explain=true`` without a test that
+        can explain its score (``explain_unsupported``)."""
+        specs = [self.registry.get(n) for n in names]
+        missing = [s.name for s in specs if s.scorer is None]
+        if missing:
+            raise TestUnavailableError(
+                f"test(s) {', '.join(missing)} cannot score in this deployment: no model "
+                "is installed for them (`liveness tests` lists what each test needs)")
+        if explain and not any(s.explains for s in specs):
+            able = [s.name for s in self.registry if s.explains and s.scorer is not None]
+            raise ExplainUnsupportedError(
+                f"explain=true needs a test that explains its score "
+                f"({', '.join(able) or 'none is installed'}); this job runs "
+                f"{', '.join(s.name for s in specs)}")
 
     def check_capacity(self, tests: Iterable[str]) -> None:
         """Refuse new work (503 + ``Retry-After``) while a queue it needs is full.
@@ -199,32 +290,75 @@ class JobService:
         (HTTP 409).
         """
         names = self.resolve_tests(tests)
-        profile_name = self.resolve_profile(owner, profile)
+        self.check_options(names, explain)
+        profile_name = self.resolve_profile(owner, profile, names)
         if not _prechecked:  # a batch checks its callback and capacity once for all items
             self.check_callback(callback_url)
             self.check_capacity(names)
         decode_image(image_bytes, self.settings)  # typed ImageError on bad input
         job_id = new_id()
+        started = time.monotonic()
+        created = time.time()
+        # All or nothing: the job is written pending (short TTLs, a grace deadline),
+        # enqueued, then confirmed. A failure at any step is answered 503 and erases what
+        # was written; when Redis refuses even that, the deadline sweep erases the
+        # pending job at its grace deadline, and workers never run it (common.jobstore).
         with _available():
             idem = None
             if idempotency_key:
                 fingerprint = request_fingerprint(image_bytes, names, callback_url, explain,
                                                   profile_name)
                 existing = self.store.claim_idempotency(owner, idempotency_key, job_id,
-                                                        fingerprint)
+                                                        fingerprint,
+                                                        self.store.pending_ttl_s())
                 if existing is not None:
-                    view = self.get(owner, existing)
-                    return view if view is not None else job_view(existing, None, "queued")
+                    return self._replay(owner, existing)
                 idem = self.store.idem_key(owner, idempotency_key)
-            record = self.store.create_job(
-                job_id, owner, image_bytes, names, callback_url, batch_id, idem, explain,
-                profile_name)
             try:
+                record = self.store.create_job(
+                    job_id, owner, image_bytes, names, callback_url, batch_id, idem, explain,
+                    profile_name, pending=True, created=created)
                 self._enqueue(job_id, names)
-            except Exception:
-                self.store.delete_job(job_id)  # never leave a job no task will finish
+                # Past half the grace a worker may already have given up waiting.
+                in_time = time.monotonic() - started < self.settings.submit_grace_s / 2
+                if not (in_time and self.store.confirm_job(job_id, created)):
+                    raise StoreUnavailableError("the submission could not be completed in "
+                                                "time; retry later")
+            except BaseException:
+                self._discard(job_id, idem)
                 raise
+        record.pop("pending", None)
         return job_view(job_id, record)
+
+    def _replay(self, owner: str, job_id: str) -> dict[str, Any]:
+        """The job an ``Idempotency-Key`` already names; 503 while that submission is
+        not confirmed — in progress, or failed and not erased yet — so the client
+        retries and gets the job, or a new one once the failed submission is gone."""
+        record = self.store.get_job(job_id)
+        view = None if record is not None and record.get("pending") else self.get(owner, job_id)
+        if view is None:
+            raise StoreUnavailableError("a submission with this Idempotency-Key is in "
+                                        "progress or failed moments ago; retry later")
+        return view
+
+    def _discard(self, job_id: str, idem: str | None) -> None:
+        """Erase a failed submission (pending job, idempotency key) now if Redis lets
+        us; else the deadline sweep does at the grace deadline, and the keys' short TTLs
+        end the rest."""
+        try:
+            self.store.erase_pending(job_id, idem)
+        except redis.RedisError as exc:
+            log.warning("failed submission %s left for the deadline sweep (%s: %s)", job_id,
+                        type(exc).__name__, exc)
+
+    def _erase_jobs(self, job_ids: list[str]) -> None:
+        """Best-effort erasure of jobs of a batch whose submission failed."""
+        for job_id in job_ids:
+            try:
+                self.store.delete_job(job_id)
+            except redis.RedisError as exc:
+                log.warning("job %s of a failed batch submission not erased (%s)", job_id,
+                            type(exc).__name__)
 
     def _enqueue(self, job_id: str, names: list[str]) -> None:
         # A task not started within the start timeout is dropped: the job then fails
@@ -236,7 +370,11 @@ class JobService:
             for task in (FACE_TASK, *(self.registry.get(name).task_name for name in names))
         )
         finalize = app.signature(FINALIZE_TASK, kwargs={"job_id": job_id}, immutable=True)
-        chord(stages, finalize, app=app).apply_async()
+        # The gateway never waits for a task's result: without this, Celery's Redis
+        # result backend would subscribe to every sent task's result channel, and an
+        # outage of that connection would turn into "retry limit exceeded" errors.
+        with denied_join_result():
+            chord(stages, finalize, app=app).apply_async()
 
     def get(self, owner: str, job_id: str) -> dict[str, Any] | None:
         """The job dict; ``status="expired"`` after result expiry; None if not the owner's."""
@@ -278,6 +416,18 @@ class JobService:
             elif record.get("owner") != owner:
                 return False
             self.store.delete_job(job_id)
+            if record and record.get("batch_id"):
+                self.store.mark_deleted_in_batch(record["batch_id"], job_id)
+        return True
+
+    def delete_batch(self, owner: str, batch_id: str) -> bool:
+        """Erase the owner's batch and every job of it now; False when unknown or not
+        theirs."""
+        with _available():
+            record = self.store.get_batch(batch_id)
+            if record is None or record.get("owner") != owner:
+                return False
+            self.store.delete_batch(batch_id)
         return True
 
     # --- batches ---------------------------------------------------------------------
@@ -291,21 +441,29 @@ class JobService:
     ) -> dict[str, Any]:
         """One job per ``(name, bytes)`` item; an item's bad image is recorded, not fatal."""
         names = self.resolve_tests(tests)
-        self.resolve_profile(owner, profile)  # an unknown profile refuses the whole batch
+        self.check_options(names, False)
+        # an unknown or unfitting profile refuses the whole batch
+        self.resolve_profile(owner, profile, names)
         self.check_callback(callback_url)
         self.check_capacity(names)
         batch_id = new_id()
         entries: list[dict[str, Any]] = []
-        for name, data in items:
-            try:
-                job = self.submit(owner, data, names, callback_url, batch_id=batch_id,
-                                  _prechecked=True, profile=profile)
-                entries.append({"name": name, "job_id": job["id"], "error": None})
-            except ImageError as exc:
-                entries.append({"name": name, "job_id": None,
-                                "error": f"{exc.code}: {exc.message}"})
-        with _available():
-            self.store.create_batch(batch_id, owner, entries)
+        try:
+            for name, data in items:
+                try:
+                    job = self.submit(owner, data, names, callback_url, batch_id=batch_id,
+                                      _prechecked=True, profile=profile)
+                    entries.append({"name": name, "job_id": job["id"], "error": None})
+                except ImageError as exc:
+                    entries.append({"name": name, "job_id": None,
+                                    "error": f"{exc.code}: {exc.message}"})
+            with _available():
+                self.store.create_batch(batch_id, owner, entries)
+        except Exception:
+            # The client gets an error and no batch id: the jobs already submitted must not
+            # run on unseen (erased now; if Redis refuses even that, they expire unseen).
+            self._erase_jobs([e["job_id"] for e in entries if e["job_id"]])
+            raise
         view = self.get_batch(owner, batch_id)
         assert view is not None
         return view
@@ -321,7 +479,9 @@ class JobService:
             record = self.store.get_batch(batch_id)
             if record is None or record.get("owner") != owner:
                 return None
-            counts = {s: 0 for s in ("queued", "running", "done", "failed", "expired", "error")}
+            counts = {s: 0 for s in ("queued", "running", "done", "failed", "expired",
+                                     "deleted", "error")}
+            deleted = self.store.deleted_in_batch(batch_id)
             items = []
             for entry in record["items"]:
                 item = {"name": entry["name"], "job_id": entry["job_id"], "status": "error",
@@ -329,7 +489,8 @@ class JobService:
                 if entry["job_id"]:
                     job = self.store.get_job(entry["job_id"])
                     if job is None:
-                        item["status"] = "expired"
+                        item["status"] = ("deleted" if entry["job_id"] in deleted
+                                          else "expired")
                     else:
                         item["status"] = job["status"]
                         item["result"] = job.get("result")

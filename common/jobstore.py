@@ -2,13 +2,16 @@
 
 Keys (prefix ``liveness:``):
 
-- ``image:<id>``            the uploaded bytes, stored once, TTL ``image_ttl_s``; deleted
-                            when the job ends. Never in task messages, on disk or in logs.
+- ``image:<id>``            the uploaded bytes, sealed (AES-256-GCM under
+                            ``LIVENESS_IMAGE_KEYS``, :mod:`common.sealing`), stored once,
+                            TTL ``image_ttl_s``; deleted when the job ends. Never in task
+                            messages or logs, and never on disk unsealed.
 - ``job:<id>``              hash: owner, status (queued|running|done|failed), created_at,
                             updated_at (ISO 8601 UTC), tests (JSON list), callback_url,
                             batch_id, result (JSON), error, result_ttl_s, deadline_s
                             (the submitting service's job_deadline_s), idem_key,
-                            face (JSON of the face stage's ``FaceDetection``, once it ran).
+                            face (JSON of the face stage's ``FaceDetection``, once it ran),
+                            pending ("1" while its submission is not confirmed, below).
 - ``job:<id>:outcomes``     hash: test name → JSON of a ``TestOutcome``.
 - ``job:<id>:started``      hash: stage (``face`` or a test) → when its task first started.
 - ``deadlines``             sorted set: job id → when its deadline is due: submission +
@@ -22,10 +25,23 @@ Keys (prefix ``liveness:``):
                             result TTL).
 - ``batch:<id>``            hash: owner, created_at, items (JSON list of
                             ``{"name", "job_id", "error"}``).
+- ``batch:<id>:deleted``    set: ids of the batch's jobs erased on request (shown
+                            ``deleted``, not ``expired``).
 
 Completion is announced with ``PUBLISH liveness:done:<id> <status>``; :meth:`wait_done`
 subscribes before it reads the status, so a notification is never missed. The face
 stage's result is announced the same way on ``liveness:face:<id>`` (:meth:`wait_face`).
+
+Submissions are all-or-nothing (:meth:`create_job` with ``pending=True``, then
+:meth:`confirm_job`): a job is written *pending*, every key with a short TTL and a
+deadline ``submit_grace_s`` away; only once its tasks are enqueued does the submitter
+confirm it (``confirmed:<id>`` is announced; the keys get their real TTLs and the
+deadline becomes the start timeout). A submission that failed on the way — Redis or
+the broker refusing writes, so that even deleting what was written fails — leaves a
+pending job that the fusion pool's deadline sweep erases at its grace deadline
+(:meth:`erase_pending`): no record, image, deadline or idempotency key stays, and it
+never fails as ``no_worker``. Workers run a pending job's tasks only once it is
+confirmed (:meth:`wait_confirmed`).
 """
 
 from __future__ import annotations
@@ -38,11 +54,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
+from common.aof import ERASURES_KEY
 from common.config import Settings, get_settings
 from common.errors import LivenessError
+from common.notifications import ChannelWatcher
+from common.outages import patient_retry
+from common.sealing import ImageSealer
 
 PREFIX = "liveness:"
 TOMBSTONE_TTL_S = 7 * 86400
@@ -91,6 +109,49 @@ if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 return 1
 """
 
+# Confirm a pending submission (KEYS: job, deadlines, image, tombstone; ARGV: job id,
+# grace deadline, start deadline, image TTL, record TTL, tombstone TTL, idempotency TTL):
+# only while the sweep has not claimed its grace deadline (the score is still at most
+# that deadline; a claim moves it later), so a job is either confirmed or erased.
+_CONFIRM = """
+local pending = redis.call('HGET', KEYS[1], 'pending')
+if not pending then return redis.call('EXISTS', KEYS[1]) end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if (not score) or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+redis.call('HDEL', KEYS[1], 'pending')
+redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+local idem = redis.call('HGET', KEYS[1], 'idem_key')
+if idem and idem ~= '' then redis.call('EXPIRE', idem, ARGV[7]) end
+redis.call('PUBLISH', KEYS[5], '1')
+return 1
+"""
+# Erase a pending job (KEYS: the job's keys, the job record first; ARGV: job id,
+# deadlines key, idempotency key or ''): every key, its deadline, and its idempotency
+# key (the record's, else ARGV[3]) when that still names this job. A job whose record
+# is gone (never written, or expired) loses its deadline and that idempotency key.
+# 0: the job is confirmed and kept.
+_ERASE_PENDING = """
+local exists = redis.call('EXISTS', KEYS[1])
+local idem = ARGV[3]
+if exists == 1 then
+  if not redis.call('HGET', KEYS[1], 'pending') then return 0 end
+  idem = redis.call('HGET', KEYS[1], 'idem_key') or idem
+  redis.call('DEL', unpack(KEYS))
+  redis.call('INCR', ARGV[4])
+end
+if idem ~= '' then
+  local held = redis.call('GET', idem)
+  if held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ':' then
+    redis.call('DEL', idem)
+  end
+end
+redis.call('ZREM', ARGV[2], ARGV[1])
+return 1
+"""
+
 
 class IdempotencyConflictError(LivenessError):
     """An ``Idempotency-Key`` reused with another image, tests or callback URL (409)."""
@@ -123,27 +184,37 @@ JOBS_METRICS_KEY = "liveness:metrics:jobs"
 class JobStore:
     """Typed access to the Redis keys above; one instance per process is enough."""
 
-    def __init__(self, redis_client: redis.Redis, settings: Settings | None = None) -> None:
+    def __init__(self, redis_client: redis.Redis, settings: Settings | None = None,
+                 watcher: ChannelWatcher | None = None) -> None:
         self.redis = redis_client
         self.settings = settings or get_settings()
+        #: Wakes :meth:`wait_done` from one shared subscription (the gateway's
+        #: long-polls); without it each wait subscribes on a connection of its own.
+        self.watcher = watcher
         self._mark_running = self.redis.register_script(_MARK_RUNNING)
         self._put_outcome = self.redis.register_script(_PUT_OUTCOME)
         self._put_face = self.redis.register_script(_PUT_FACE)
         self._claim_due = self.redis.register_script(_CLAIM_DUE)
+        self._confirm = self.redis.register_script(_CONFIRM)
+        self._erase_pending = self.redis.register_script(_ERASE_PENDING)
+        #: Images and explanation images are stored sealed (:mod:`common.sealing`);
+        #: without ``LIVENESS_IMAGE_KEYS`` the store refuses to exist (SettingsError).
+        self.sealer = ImageSealer.from_setting(self.settings.image_keys)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, patient: bool = False) -> JobStore:
         """Connect to ``settings.redis_url`` with short timeouts.
 
-        ``patient`` (the workers): a lost connection is retried with exponential backoff
-        for about 30 s, so a Redis restart is waited out instead of failing the task; the
-        gateway stays impatient and answers 503 at once.
+        ``patient`` (the workers): a lost connection, and Redis refusing writes
+        (``MISCONF``, ``NOREPLICAS``, ``OOM`` …: :mod:`common.outages`), are retried with
+        exponential backoff for about 35 s, so a Redis restart or a short write outage is
+        waited out instead of failing the task; the gateway stays impatient and answers
+        503 at once.
         """
         settings = settings or get_settings()
         options: dict[str, Any] = {}
         if patient:
-            options = {"retry": Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=20),
-                       "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
+            options = {"retry": patient_retry()}
         client = redis.Redis.from_url(
             settings.redis_url,
             socket_connect_timeout=2,
@@ -198,6 +269,10 @@ class JobStore:
     def face_channel(job_id: str) -> str:
         return f"{PREFIX}face:{job_id}"
 
+    @staticmethod
+    def confirmed_channel(job_id: str) -> str:
+        return f"{PREFIX}confirmed:{job_id}"
+
     def job_keys(self, job_id: str) -> list[str]:
         """Every key that belongs to one job (what GDPR erasure deletes)."""
         return [
@@ -212,15 +287,17 @@ class JobStore:
 
     # --- jobs ------------------------------------------------------------------------
     def claim_idempotency(self, owner: str, key: str, job_id: str,
-                          fingerprint: str = "") -> str | None:
+                          fingerprint: str = "", ttl_s: int | None = None) -> str | None:
         """Reserve ``key`` for ``job_id``; the job id already holding it, or ``None``.
 
         The key stores ``<job id>:<fingerprint>`` of the request that claimed it; a
-        later claim with another fingerprint raises ``IdempotencyConflictError``.
+        later claim with another fingerprint raises ``IdempotencyConflictError``. It
+        lives ``ttl_s`` seconds (default: the result TTL; a pending submission's is
+        short, and :meth:`confirm_job` extends it).
         """
         name = self.idem_key(owner, key)
         value = f"{job_id}:{fingerprint}"
-        if self.redis.set(name, value, nx=True, ex=self.settings.result_ttl_s):
+        if self.redis.set(name, value, nx=True, ex=ttl_s or self.settings.result_ttl_s):
             return None
         existing = self.redis.get(name)
         if existing is None:
@@ -243,14 +320,19 @@ class JobStore:
         idem_key: str | None = None,
         explain: bool = False,
         profile: str = "",
+        pending: bool = False,
+        created: float | None = None,
     ) -> dict[str, Any]:
         """Store the image (with TTL), the queued job record and its expiry tombstone.
 
         ``explain``: the tests that can explain their score store an explanation image
-        (:meth:`put_explanation`), kept no longer than the job's result.
+        (:meth:`put_explanation`), kept no longer than the job's result. ``pending``: the
+        submission is not confirmed yet — every key lives :meth:`pending_ttl_s` and the
+        deadline is ``created`` (Unix time, default now) + ``submit_grace_s``, until
+        :meth:`confirm_job`; workers do not run it before.
         """
         s = self.settings
-        created = time.time()
+        created = time.time() if created is None else created
         record = {
             "owner": owner,
             "status": "queued",
@@ -269,16 +351,83 @@ class JobStore:
             "result": "",
             "error": "",
         }
-        # The record must outlive the deadline even for a slow queue; fusion resets it.
-        record_ttl = s.result_ttl_s + s.job_deadline_s + s.image_ttl_s
+        if pending:
+            record["pending"] = "1"
+        image_ttl, record_ttl, tombstone_ttl = self._ttls()
+        deadline = created + s.job_start_timeout_s
+        if pending:
+            image_ttl = record_ttl = tombstone_ttl = self.pending_ttl_s()
+            deadline = self.grace_deadline(created)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self.image_key(job_id), image, ex=s.image_ttl_s)
+        pipe.set(self.image_key(job_id), self.sealer.seal(image, self.image_key(job_id)),
+                 ex=image_ttl)
         pipe.hset(self.job_key(job_id), mapping=record)
         pipe.expire(self.job_key(job_id), record_ttl)
-        pipe.set(self.expired_key(job_id), owner, ex=record_ttl + TOMBSTONE_TTL_S)
-        pipe.zadd(DEADLINES_KEY, {job_id: created + s.job_start_timeout_s})
+        pipe.set(self.expired_key(job_id), owner, ex=tombstone_ttl)
+        pipe.zadd(DEADLINES_KEY, {job_id: deadline})
         pipe.execute()
         return self._decode(record)
+
+    def _ttls(self) -> tuple[int, int, int]:
+        """TTLs (s) of a confirmed job's image, record and expiry tombstone."""
+        s = self.settings
+        # The record must outlive the deadline even for a slow queue; fusion resets it.
+        record_ttl = s.result_ttl_s + s.job_deadline_s + s.image_ttl_s
+        return s.image_ttl_s, record_ttl, record_ttl + TOMBSTONE_TTL_S
+
+    def pending_ttl_s(self) -> int:
+        """TTL (s) of every key of a pending submission: twice its grace, at least 60 s,
+        so what a failed submission wrote goes even when no sweep erases it."""
+        return max(60, int(2 * self.settings.submit_grace_s) + 1)
+
+    def grace_deadline(self, created: float) -> float:
+        """When a pending job submitted at ``created`` (Unix time) is erased unconfirmed."""
+        return created + self.settings.submit_grace_s
+
+    def confirm_job(self, job_id: str, created: float) -> bool:
+        """Confirm a pending submission (created at ``created``, Unix time) once its
+        tasks are enqueued: real TTLs, the start deadline, ``confirmed:<id>`` announced.
+
+        False when it can no longer be confirmed — the sweep claimed its grace deadline
+        or erased it — and the submission must be reported failed. True for a job that
+        was never pending.
+        """
+        s = self.settings
+        image_ttl, record_ttl, tombstone_ttl = self._ttls()
+        keys = [self.job_key(job_id), DEADLINES_KEY, self.image_key(job_id),
+                self.expired_key(job_id), self.confirmed_channel(job_id)]
+        args = [job_id, repr(self.grace_deadline(created)),
+                repr(created + s.job_start_timeout_s), image_ttl, record_ttl, tombstone_ttl,
+                s.result_ttl_s]
+        return bool(self._confirm(keys=keys, args=args))
+
+    def erase_pending(self, job_id: str, idem_key: str | None = None) -> bool:
+        """Erase a job whose submission was never confirmed: every key, its deadline and
+        its idempotency key (the record's, else ``idem_key``; only while it still names
+        this job). True when erased or already gone; False for a confirmed job (kept)."""
+        keys = self.job_keys(job_id)
+        keys.remove(self.job_key(job_id))
+        return bool(self._erase_pending(keys=[self.job_key(job_id), *keys],
+                                        args=[job_id, DEADLINES_KEY, idem_key or "",
+                                              ERASURES_KEY]))
+
+    def wait_confirmed(self, job_id: str, timeout_s: float) -> dict[str, Any] | None:
+        """The job's record once it is no longer pending, else ``None`` (it was erased,
+        or is still pending after ``timeout_s``: a submission that failed)."""
+        found: list[dict[str, Any] | None] = [None]
+
+        def settled() -> bool:
+            raw = self.redis.hgetall(self.job_key(job_id))
+            if not raw:
+                return True
+            record = self._decode(raw)
+            if record.get("pending"):
+                return False
+            found[0] = record
+            return True
+
+        self._wait(self.confirmed_channel(job_id), settled, timeout_s)
+        return found[0]
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """The decoded job record, or ``None`` when unknown, expired or erased."""
@@ -293,10 +442,19 @@ class JobStore:
         return owner.decode() if owner is not None else None
 
     def get_image(self, job_id: str) -> bytes | None:
-        return self.redis.get(self.image_key(job_id))
+        """The job's uploaded bytes (unsealed), ``None`` once deleted or expired.
+
+        Raises :class:`common.sealing.UnsealError` when the stored value does not open
+        with ``LIVENESS_IMAGE_KEYS``.
+        """
+        sealed = self.redis.get(self.image_key(job_id))
+        return None if sealed is None else self.sealer.open(sealed, self.image_key(job_id))
 
     def delete_image(self, job_id: str) -> None:
-        self.redis.delete(self.image_key(job_id))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.image_key(job_id))
+        pipe.incr(ERASURES_KEY)
+        pipe.execute()
 
     def mark_running(self, job_id: str, stage: str) -> bool:
         """Note that ``stage`` (``face`` or a test) started; the first start moves the job
@@ -350,15 +508,18 @@ class JobStore:
             return False
         names = sorted({*record.get("explanations", []), test})
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.explanations_key(job_id), test, png)
+        context = f"{self.explanations_key(job_id)}:{test}"
+        pipe.hset(self.explanations_key(job_id), test, self.sealer.seal(png, context))
         pipe.expire(self.explanations_key(job_id), ttl)
         pipe.hset(self.job_key(job_id), "explanations", json.dumps(names))
         pipe.execute()
         return True
 
     def get_explanation(self, job_id: str, test: str) -> bytes | None:
-        """The stored explanation PNG of ``test`` for ``job_id``, or ``None``."""
-        return self.redis.hget(self.explanations_key(job_id), test)
+        """The stored explanation PNG of ``test`` for ``job_id`` (unsealed), or ``None``."""
+        sealed = self.redis.hget(self.explanations_key(job_id), test)
+        context = f"{self.explanations_key(job_id)}:{test}"
+        return None if sealed is None else self.sealer.open(sealed, context)
 
     def get_outcomes(self, job_id: str) -> dict[str, dict[str, Any]]:
         raw = self.redis.hgetall(self.outcomes_key(job_id))
@@ -407,6 +568,7 @@ class JobStore:
             },
         )
         pipe.delete(self.image_key(job_id))
+        pipe.incr(ERASURES_KEY)
         for key in (self.job_key(job_id), self.outcomes_key(job_id), self.started_key(job_id),
                     self.final_key(job_id), self.explanations_key(job_id)):
             pipe.expire(key, ttl)
@@ -437,6 +599,7 @@ class JobStore:
             keys.append(record["idem_key"])
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(*keys)
+        pipe.incr(ERASURES_KEY)
         pipe.zrem(DEADLINES_KEY, job_id)
         pipe.execute()
 
@@ -447,7 +610,15 @@ class JobStore:
             status = self.redis.hget(self.job_key(job_id), "status")
             return status is None or status.decode() in TERMINAL
 
-        self._wait(self.done_channel(job_id), finished, timeout_s)
+        if self.watcher is not None:
+            self.watcher.wait(self.done_channel(job_id), finished, timeout_s)
+        else:
+            self._wait(self.done_channel(job_id), finished, timeout_s)
+
+    @classmethod
+    def done_pattern(cls) -> str:
+        """The channels :meth:`wait_done` listens on, as a ``PSUBSCRIBE`` pattern."""
+        return cls.done_channel("*")
 
     def wait_face(self, job_id: str, timeout_s: float) -> dict[str, Any] | None:
         """The face stage's result once stored (``None``: the stage failed, or not within
@@ -491,6 +662,33 @@ class JobStore:
         pipe.hset(self.batch_key(batch_id), mapping=record)
         pipe.expire(self.batch_key(batch_id), ttl)
         pipe.execute()
+
+    @staticmethod
+    def batch_deleted_key(batch_id: str) -> str:
+        return f"{PREFIX}batch:{batch_id}:deleted"
+
+    def mark_deleted_in_batch(self, batch_id: str, job_id: str) -> None:
+        """Remember that a job of the batch was erased on request (the batch then shows
+        it ``deleted``, not ``expired``); kept as long as the batch."""
+        ttl = self.redis.ttl(self.batch_key(batch_id))
+        if ttl <= 0:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.sadd(self.batch_deleted_key(batch_id), job_id)
+        pipe.expire(self.batch_deleted_key(batch_id), ttl)
+        pipe.execute()
+
+    def deleted_in_batch(self, batch_id: str) -> set[str]:
+        """Ids of the batch's jobs erased on request."""
+        return {m.decode() for m in self.redis.smembers(self.batch_deleted_key(batch_id))}
+
+    def delete_batch(self, batch_id: str) -> None:
+        """Erase the batch and every job of it now (GDPR erasure)."""
+        record = self.get_batch(batch_id)
+        for item in (record or {}).get("items", []):
+            if item.get("job_id"):
+                self.delete_job(item["job_id"])
+        self.redis.delete(self.batch_key(batch_id), self.batch_deleted_key(batch_id))
 
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
         raw = self.redis.hgetall(self.batch_key(batch_id))

@@ -13,6 +13,17 @@ Weight files are plain data — never pickle — so loading a model cannot run c
 is hashed when the folder is read; a missing file or a hash mismatch (a truncated
 copy, a hand-edited or swapped file) raises :class:`~common.errors.ModelError` naming
 the file, which the worker turns into a start-up error.
+
+Nothing a worker loads escapes the check:
+
+* the loader names the files it opens (``required``): each must be listed with its
+  hash — a ``model.json`` that lists none (``"files": {}``) does not load a weight file
+  unchecked;
+* ``model.json`` itself carries ``manifest_sha256``, the SHA-256 of its own canonical
+  JSON (sorted keys, no spaces) without that field, written by
+  :func:`write_model_folder`: a hand-edited threshold, parameter or file list is refused
+  as a corrupt file would be. A deliberate change is re-pinned with
+  ``liveness models pin FOLDER`` (:func:`pin_model_folder`), which is what training does.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +40,8 @@ import numpy as np
 from common.errors import ModelError
 
 MANIFEST = "model.json"
+#: The field of ``model.json`` that holds the SHA-256 of the rest of it.
+MANIFEST_DIGEST = "manifest_sha256"
 #: Weight-file types a model folder may list (pickle-based formats are refused).
 WEIGHT_SUFFIXES: tuple[str, ...] = (".json", ".npz", ".keras", ".tflite")
 
@@ -63,17 +76,56 @@ def write_model_folder(folder: str | Path, manifest: Mapping[str, Any],
         _check_name(name)
         (folder / name).write_bytes(data)
         files[name] = hashlib.sha256(data).hexdigest()
-    doc = {**manifest, "files": files}
+    doc = {k: v for k, v in {**manifest, "files": files}.items() if k != MANIFEST_DIGEST}
+    doc = json.loads(json.dumps(doc, default=_json_default))  # plain JSON types
+    doc[MANIFEST_DIGEST] = manifest_digest(doc)
     path = folder / MANIFEST
-    path.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+    path.write_text(json.dumps(doc, indent=1) + "\n")
     return path
 
 
-def read_model_folder(folder: str | Path) -> dict[str, Any]:
+def manifest_digest(doc: Mapping[str, Any]) -> str:
+    """SHA-256 hex of ``doc``'s canonical JSON (sorted keys, no spaces, UTF-8), without
+    its :data:`MANIFEST_DIGEST` field."""
+    body = {k: v for k, v in doc.items() if k != MANIFEST_DIGEST}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def pin_model_folder(folder: str | Path) -> dict[str, str]:
+    """Re-pin a model folder after a deliberate change: the SHA-256 of every weight file
+    it lists, and the manifest's own digest. Returns weight file name → hash.
+
+    Raises :class:`ModelError` when ``model.json`` is unreadable or lists a missing file.
+    """
+    path = Path(folder) / MANIFEST
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not a readable model file: {exc}") from exc
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, dict):
+        raise ModelError(f"{path} lists no weight files ('files': name → sha256)")
+    pinned = {}
+    for name in files:
+        _check_name(name)
+        weight = path.parent / name
+        if not weight.is_file():
+            raise ModelError(f"{path.parent}: weight file {name} listed in model.json is missing")
+        pinned[name] = sha256_file(weight)
+    doc["files"] = pinned
+    doc[MANIFEST_DIGEST] = manifest_digest(doc)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return pinned
+
+
+def read_model_folder(folder: str | Path, required: Iterable[str] = ()) -> dict[str, Any]:
     """The verified manifest of a model folder (or of the ``model.json`` path given).
 
-    Raises :class:`ModelError` when ``model.json`` is absent or unreadable, lists no
-    ``files``, or a listed file is missing, of a refused type, or has another SHA-256.
+    ``required``: the files the caller will load; each must be listed (with its hash).
+    Raises :class:`ModelError` when ``model.json`` is absent or unreadable, does not match
+    its own ``manifest_sha256`` (or has none), lists no ``files``, omits a required file,
+    or a listed file is missing, of a refused type, or has another SHA-256.
     """
     path = Path(folder)
     if path.is_dir():
@@ -84,9 +136,24 @@ def read_model_folder(folder: str | Path) -> dict[str, Any]:
         raise ModelError(f"no model file at {path}") from exc
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path} is not a readable model file: {exc}") from exc
-    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        raise ModelError(f"{path} is not a model file (a JSON object)")
+    recorded = doc.get(MANIFEST_DIGEST)
+    if not recorded:
+        raise ModelError(f"{path} has no {MANIFEST_DIGEST}: it was not written by this "
+                         "project's trainers (`liveness models pin FOLDER` pins a folder "
+                         "you changed on purpose)")
+    if manifest_digest(doc) != str(recorded).lower():
+        raise ModelError(f"{path}: its content does not match its {MANIFEST_DIGEST}; the "
+                         "file was edited or is corrupt (`liveness models pin FOLDER` "
+                         "re-pins a deliberate change)")
+    files = doc.get("files")
     if not isinstance(files, dict):
         raise ModelError(f"{path} lists no weight files ('files': name → sha256)")
+    unlisted = [name for name in required if name not in files]
+    if unlisted:
+        raise ModelError(f"{path} does not list {', '.join(unlisted)} under 'files': every "
+                         "file a model loads must be pinned by its SHA-256")
     for name, expected in files.items():
         _check_name(name)
         weight = path.parent / name
@@ -99,6 +166,19 @@ def read_model_folder(folder: str | Path) -> dict[str, Any]:
                 f"({str(expected)[:16]}…); the file is corrupt or not the one trained"
             )
     return doc
+
+
+def read_model_info(folder: str | Path) -> dict[str, Any] | None:
+    """The ``info`` block of ``<folder>/model.json`` (name, version, threshold …) without
+    verifying the weight files, or ``None`` when there is no readable manifest. For
+    processes that only need to know which model is installed (the gateway); anything
+    that loads weights uses :func:`read_model_folder`."""
+    try:
+        doc = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    info = doc.get("info") if isinstance(doc, dict) else None
+    return info if isinstance(info, dict) else None
 
 
 def npz_bytes(arrays: Mapping[str, Any]) -> bytes:

@@ -26,7 +26,7 @@ from common.errors import LivenessError
 from common.faces import locate_face
 from common.fusion import FusedScore, Fusion, decide, load_fusion
 from common.liveness_test import LivenessTest, needs_face
-from common.profiles import Profile, load_profiles
+from common.profiles import Profile, ProfileCatalog
 from common.registry import TestRegistry, default_registry
 from common.result import FaceDetection, LivenessResult, TestOutcome
 
@@ -34,6 +34,9 @@ from common.result import FaceDetection, LivenessResult, TestOutcome
 TEST_FAILED = "test_failed"
 #: Reason code of a fused score inside the retry band around its threshold.
 RETRY_BAND = "score_in_retry_band"
+#: Reason code (``profile_not_applicable:<name>``) of a job whose calibration profile
+#: could not be applied because one of its tests gave no score: the decision is ``retry``.
+PROFILE_NOT_APPLICABLE = "profile_not_applicable"
 
 
 def load_tests(names: Iterable[str], settings: Settings | None = None,
@@ -82,15 +85,21 @@ def run_test(test: LivenessTest, image: np.ndarray, face: FaceDetection | None
     )
 
 
-def profiles_for(settings: Settings | None = None) -> dict[str, Profile]:
-    """The calibration profiles of ``settings.models_dir``, loaded once per process."""
+def profile_catalog(settings: Settings | None = None) -> ProfileCatalog:
+    """The calibration profiles of ``settings.models_dir`` (one catalog per process, which
+    re-reads the folder when a profile file changes)."""
     settings = settings or get_settings()
-    return _cached_profiles(Path(settings.models_dir).resolve())
+    return _cached_catalog(Path(settings.models_dir).resolve())
+
+
+def profiles_for(settings: Settings | None = None) -> dict[str, Profile]:
+    """The calibration profiles in force now (name → profile)."""
+    return profile_catalog(settings).all()
 
 
 @cache
-def _cached_profiles(models_dir: Path) -> dict[str, Profile]:
-    return load_profiles(models_dir)
+def _cached_catalog(models_dir: Path) -> ProfileCatalog:
+    return ProfileCatalog(models_dir)
 
 
 def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: float,
@@ -102,32 +111,52 @@ def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: f
     fused score is still reported. Only the tests ever decide ``spoof``.
 
     With a calibration ``profile`` (:mod:`common.profiles`) the fused score is mapped to
-    the profile's calibrated probability, which is decided at the profile's threshold,
-    retry band and operating point.
+    the profile's calibrated probability, which becomes the result's ``score`` and is
+    decided at the profile's threshold, retry band and operating point (the fusion's own
+    score is kept as ``fused_score``): ``score`` and ``threshold`` are always on one
+    scale. The profile must fit the job — its tests, the model of every test that scored
+    and the fusion model (:meth:`Profile.check_scored`), else
+    :class:`common.profiles.ProfileMismatchError`. When one of its tests gave no score
+    the fused score is another model's (a subset's), which the profile does not
+    calibrate: it is not applied and the decision is ``retry``
+    (``profile_not_applicable:<name>``).
     """
     fused = fusion.fuse(outcomes)
-    if profile is not None and fused.score is not None:
-        probability = profile.calibrate(fused.score)
-        fused = FusedScore(fused.score, profile.threshold,
-                           decide(probability, profile.threshold, profile.retry_band),
-                           f"{fused.name}@{profile.name}", profile.operating_point,
-                           probability)
-    decision = fused.decision if face.usable else "retry"
+    fused_score = None
+    extra: list[str] = []
+    if profile is not None:
+        profile.check_scored(outcomes, fusion.name, fusion.version)
+        complete = all(o.score is not None for o in outcomes.values())
+        if fused.score is not None and complete:
+            probability = profile.calibrate(fused.score)
+            fused_score = fused.score
+            fused = FusedScore(probability, profile.threshold, "", f"{fused.name}@{profile.name}",
+                               profile.operating_point, probability, profile.retry_band)
+        elif fused.score is not None:
+            extra.append(f"{PROFILE_NOT_APPLICABLE}:{profile.name}")
+    # Score and threshold at full precision, and the decision taken on exactly those
+    # numbers: ``score >= threshold`` says what the decision says (rounding either could
+    # move the boundary: a profile's threshold may be 3e-7). The last bits of a score
+    # vary between processes (multi-threaded float reductions, ~1e-11).
+    score, threshold = fused.score, fused.threshold
+    fused_decision = "retry" if extra else decide(score, threshold, fused.retry_band)
+    decision = fused_decision if face.usable else "retry"
     reasons = [*face.reasons, *(f"{TEST_FAILED}:{n}" for n, o in outcomes.items()
-                                if o.score is None)]
-    if fused.score is not None and fused.decision == "retry":
+                                if o.score is None), *extra]
+    if score is not None and fused_decision == "retry" and not extra:
         reasons.append(RETRY_BAND)
     return LivenessResult(
-        score=None if fused.score is None else round(fused.score, 6),
+        score=score,
         decision=decision,
-        threshold=fused.threshold,
+        threshold=threshold,
         fusion=fused.name,
         face=face,
         tests=dict(outcomes),
         seconds=round(seconds, 4),
         reasons=tuple(reasons),
         operating_point=fused.operating_point,
-        probability=None if fused.probability is None else round(fused.probability, 6),
+        probability=fused.probability,
+        fused_score=fused_score,
     )
 
 

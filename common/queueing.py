@@ -16,6 +16,12 @@ has its unacknowledged messages redelivered by the broker after ``visibility_tim
 — which must exceed the longest task, or a slow task would run twice. Soft and hard
 time limits bound a stuck task. The result backend only carries the chord's
 bookkeeping, which expires after an hour; job results live in :mod:`common.jobstore`.
+
+Redis up but refusing writes (``MISCONF`` on a full disk, ``NOREPLICAS``, ``OOM``:
+:mod:`common.outages`) must not stop a worker: the consumer treats such "channel
+errors" like a lost connection and reconnects with kombu's backoff (2 s, growing by
+2 s, at most 30 s: ``broker_channel_error_retry``), and refused result writes are
+retried like connection errors (``additional_connection_errors``).
 """
 
 from __future__ import annotations
@@ -77,14 +83,27 @@ def celery_config(settings: Settings, registry: TestRegistry) -> dict[str, Any]:
         "task_soft_time_limit": s.task_soft_time_limit_s,
         "task_time_limit": s.task_time_limit_s,
         "result_expires": 3600,
+        # One result backend (and Redis connection pool) per process, not one per thread:
+        # the gateway's gevent workers run each request in a new greenlet, and a backend
+        # per greenlet left two Redis connections behind per submission.
+        "result_backend_thread_safe": True,
         "broker_transport_options": transport,
-        "result_backend_transport_options": {"visibility_timeout": s.visibility_timeout_s},
+        # Result writes refused by Redis (the same outages) are retried like a lost
+        # connection instead of failing the task's bookkeeping.
+        "result_backend_transport_options": {
+            "visibility_timeout": s.visibility_timeout_s,
+            "additional_connection_errors": ("redis.exceptions.ResponseError",),
+        },
         # A broker or backend restart is waited out, never fatal (Celery's "Broker
         # Settings" and "Redis backend settings"): reconnect forever with backoff, retry
         # result writes, notice dead connections by health checks.
         "broker_connection_retry_on_startup": True,
         "broker_connection_retry": True,
         "broker_connection_max_retries": None,
+        # Redis up but refusing writes (MISCONF on a full disk, NOREPLICAS, OOM …) makes
+        # the consumer's BRPOP fail with a "channel error", which stops the worker
+        # ("Unrecoverable error") unless channel errors reconnect like lost connections.
+        "broker_channel_error_retry": True,
         "broker_connection_timeout": 4,
         "result_backend_always_retry": True,
         "result_backend_max_retries": 60,

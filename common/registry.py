@@ -65,6 +65,9 @@ class TestSpec:
     default: bool = False
     trainer: str | None = None
     models_subdir: str = field(default="")
+    #: The scorer can explain its score (``explain(image, face) -> PNG bytes``): jobs
+    #: with ``explain=true`` need at least one such test.
+    explains: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

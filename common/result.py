@@ -75,8 +75,13 @@ CAPTURE_REASONS: dict[str, str] = {
     "multiple_faces": "more than one face was detected; the largest one was used",
     "face_too_small": "the face is smaller than the configured minimum (box side, pixels)",
     "face_partial": "part of the face lies outside the image (cut by the frame)",
+    "landmarks_unreliable": "the face's landmarks could not be located consistently "
+                            "(mirrored points, or no settled in-plane angle)",
     "face_turned": "the head is turned or tilted too far from frontal (yaw or pitch)",
-    "too_dark": "the face is under-exposed (mean luminance below the minimum)",
+    "too_dark": "the capture is under-exposed (nothing around the face is bright; "
+                "judged without the skin, so not by skin tone)",
+    "backlit": "the light is behind the person: the background is much brighter than "
+               "the face",
     "overexposed": "the face is over-exposed (too many saturated pixels)",
     "too_blurry": "the face is out of focus or motion-blurred (high blur effect)",
 }
@@ -115,10 +120,13 @@ class FaceDetection:
     pose: dict[str, float] | None = field(default=None, metadata=_doc(
         "head pose in degrees: yaw, pitch, roll"))
     quality: dict[str, float] = field(default_factory=dict, metadata=_doc(
-        "capture measures the checks used: brightness (mean luma 0-255), overexposed "
-        "(fraction of saturated pixels), blur (0 sharp - 1 blurred), face_side (px), "
-        "inside (fraction of the face box in the frame), edge_margin (landmarks to the "
-        "frame edge, in inter-ocular distances), yaw, pitch (degrees), faces (counted)"))
+        "capture measures the checks used: face_side (px), box_cut and face_cut (largest "
+        "one-sided part of the detection box / face region outside the frame, 0-1), "
+        "edge_margin (landmarks to the frame edge, in inter-ocular distances), mesh_tilt "
+        "(degrees) and eye_mouth_drop (inter-ocular distances), yaw, pitch (degrees), "
+        "exposure (95th-percentile luma of the non-skin pixels around the face, 0-255), "
+        "backlight (surround / skin luminance ratio), overexposed (fraction of saturated "
+        "pixels), blur (0 sharp - 1 blurred), faces (counted)"))
 
     @property
     def usable(self) -> bool:
@@ -199,9 +207,13 @@ class LivenessResult:
     are then omitted from ``to_dict``.
     """
 
-    score: float | None = field(metadata=_doc("fused P(live), 0-1; null when no test scored"))
+    score: float | None = field(metadata=_doc(
+        "the liveness score, 0-1, on the scale of `threshold`: the fused P(live), or with "
+        "a calibration profile the profile's calibrated probability; the decision is live "
+        "when score >= threshold (outside the retry band); null when no test scored"))
     decision: str = field(metadata=_doc("live, spoof, or retry when nothing could be judged"))
-    threshold: float = field(metadata=_doc("the fused score's decision threshold"))
+    threshold: float = field(metadata=_doc(
+        "the decision threshold, on the scale of `score`"))
     fusion: str = field(metadata=_doc("name of the fusion that combined the tests"))
     face: FaceDetection = field(metadata=_doc("the face the tests used"))
     tests: dict[str, TestOutcome] = field(metadata=_doc("test name → its outcome"))
@@ -221,6 +233,9 @@ class LivenessResult:
         "calibrated probability of a bona fide presentation (a trained fusion's Platt "
         "scaling on out-of-fold scores, or the request's calibration profile); null when "
         "uncalibrated"))
+    fused_score: float | None = field(default=None, metadata=_doc(
+        "with a calibration profile: the fusion's score before the profile mapped it "
+        "(then `score` is the calibrated probability); null without a profile"))
 
     @property
     def face_found(self) -> bool:
@@ -239,6 +254,7 @@ class LivenessResult:
             "seconds": self.seconds,
             "operating_point": self.operating_point,
             "probability": self.probability,
+            "fused_score": self.fused_score,
         }
         if self.missing_tests is not None:
             out["missing_tests"] = dict(self.missing_tests)
@@ -263,6 +279,8 @@ class LivenessResult:
             operating_point=data.get("operating_point"),
             probability=None if data.get("probability") is None else float(
                 data["probability"]),
+            fused_score=None if data.get("fused_score") is None else float(
+                data["fused_score"]),
             missing_tests=None if missing is None else {str(k): str(v)
                                                         for k, v in missing.items()},
             timings=None if timings is None else dict(timings),
@@ -306,6 +324,7 @@ class JobView:
             "timings": dict(r.timings) if r and r.timings is not None else None,
             "operating_point": r.operating_point if r else None,
             "probability": r.probability if r else None,
+            "fused_score": r.fused_score if r else None,
             "error": self.error or None,
             "explanations": list(self.explanations),
         }
@@ -316,13 +335,30 @@ def csv_columns(tests: Iterable[str]) -> list[str]:
     return [*CSV_BASE_COLUMNS, *(f"{name}_score" for name in tests)]
 
 
+#: First characters that make a spreadsheet read a text cell as a formula (OWASP, "CSV
+#: Injection"): ``=``, ``+``, ``-``, ``@``, tab and carriage return.
+FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(cell: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, prefixed with ``'`` (shown as
+    text); other text and every number (``int``, ``float``, ``bool``) unchanged.
+
+    The escaping OWASP's "CSV Injection" page recommends; file names are user input.
+    """
+    if isinstance(cell, str) and cell.startswith(FORMULA_TRIGGERS):
+        return "'" + cell
+    return cell
+
+
 def csv_row(path: str, result: LivenessResult | None, error: str | None, seconds: float,
             tests: Iterable[str], queued_seconds: float = 0.0) -> dict[str, Any]:
     """One CSV row (``liveness score --out`` and ``GET /v1/batches/<id>?format=csv``).
 
     ``result`` is ``None`` for an image that could not be scored; then ``decision`` is
     ``error`` and ``error`` says why. ``seconds`` is the processing time, in seconds;
-    ``queued_seconds`` the time the image waited for a worker (0 in process).
+    ``queued_seconds`` the time the image waited for a worker (0 in process). Text cells
+    that begin like a formula are escaped (:func:`escape_formula`); numbers stay numbers.
     """
     row: dict[str, Any] = {
         "path": path,
@@ -338,4 +374,4 @@ def csv_row(path: str, result: LivenessResult | None, error: str | None, seconds
         outcome = result.tests.get(name) if result is not None else None
         score = outcome.score if outcome is not None else None
         row[f"{name}_score"] = "" if score is None else round(score, 6)
-    return row
+    return {column: escape_formula(cell) for column, cell in row.items()}

@@ -6,6 +6,12 @@ carries the Unix time of sending, and ``X-Liveness-Signature`` is
 Signing the timestamp with the body lets receivers refuse replays older than a
 tolerance; comparing in constant time (:func:`hmac.compare_digest`) avoids timing leaks.
 
+Each tenant (API-key id) has its own signing secret, derived from the master secret
+``LIVENESS_WEBHOOK_SECRET`` (:func:`tenant_secret`), so one tenant's secret lets it verify
+its own webhooks but neither forge another tenant's nor recover the master secret. The
+gateway and the worker pools refuse to start without a usable master secret
+(:func:`check_master_secret`).
+
 Where a webhook may go is decided by :mod:`common.egress` (no loopback, private,
 link-local … addresses unless allow-listed), at submission and at every delivery.
 """
@@ -20,11 +26,57 @@ import ssl
 import time
 from collections.abc import Sequence
 
+from common.config import SettingsError
 from common.egress import IPNetwork, Resolver, check_callback_url, system_resolver
 
 SIGNATURE_HEADER = "X-Liveness-Signature"
 TIMESTAMP_HEADER = "X-Liveness-Timestamp"
 _PREFIX = "sha256="
+
+#: The variable holding the master secret every tenant's webhook secret is derived from.
+MASTER_SECRET_VARIABLE = "LIVENESS_WEBHOOK_SECRET"
+#: Shortest master secret accepted, in characters (``secrets.token_urlsafe(32)`` gives 43:
+#: 256 random bits).
+MIN_MASTER_SECRET_CHARS = 32
+#: Placeholders shipped in examples over time; refused whatever their length.
+PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "replace-me",
+                                 "replace-with-a-long-random-secret", "secret"})
+#: Domain-separation label of the derivation (a new version gets a new label).
+_DERIVATION_LABEL = "liveness-webhook-v1:"
+_HOW_TO_MAKE = ("set it to a random string of at least "
+                f"{MIN_MASTER_SECRET_CHARS} characters, e.g. the output of "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+
+
+def check_master_secret(secret: str) -> None:
+    """Refuse a master secret anyone could guess: empty, a placeholder or too short.
+
+    Raises :class:`~common.config.SettingsError` naming ``LIVENESS_WEBHOOK_SECRET`` and
+    how to make one. Called when the gateway and the worker pools start.
+    """
+    if not secret:
+        problem = "is not set"
+    elif secret.strip().lower() in PLACEHOLDER_SECRETS:
+        problem = f"is the placeholder {secret.strip()!r}"
+    elif len(secret) < MIN_MASTER_SECRET_CHARS:
+        problem = f"has {len(secret)} characters, fewer than {MIN_MASTER_SECRET_CHARS}"
+    else:
+        return
+    raise SettingsError(f"{MASTER_SECRET_VARIABLE} {problem}: every tenant's webhook "
+                        f"signatures are derived from it; {_HOW_TO_MAKE}")
+
+
+def tenant_secret(master_secret: str, key_id: str) -> str:
+    """The webhook signing secret of the tenant (API-key id) ``key_id``: 64 hex digits.
+
+    ``HMAC-SHA256(master_secret, "liveness-webhook-v1:" + key_id)``, HMAC used as a
+    pseudo-random function to derive one key per context (NIST SP 800-108r1, KDF with a
+    PRF; RFC 2104 for HMAC): as long as HMAC-SHA256 is a PRF, one tenant's secret says
+    nothing about the master secret or any other tenant's. Both strings are UTF-8
+    encoded. ``liveness apikey ID`` prints it; the fusion pool signs with it.
+    """
+    label = (_DERIVATION_LABEL + key_id).encode("utf-8")
+    return hmac.new(master_secret.encode("utf-8"), label, hashlib.sha256).hexdigest()
 
 
 def sign(body: bytes, secret: str, timestamp: int | str) -> str:

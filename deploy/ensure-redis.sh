@@ -18,7 +18,9 @@ if ! command -v redis-server >/dev/null; then
   fi
 fi
 # Append-only persistence (records, results and queued messages survive a restart).
-dir="${LIVENESS_REDIS_DIR:-/var/tmp/liveness-redis-$port}"; mkdir -p "$dir"
+# The folder and its files are private to this user (job records, sealed images).
+dir="${LIVENESS_REDIS_DIR:-/var/tmp/liveness-redis-$port}"; mkdir -p "$dir"; chmod 700 "$dir"
+umask 077
 redis-server --daemonize yes --bind "$host" --port "$port" --save "" --appendonly yes \
   --appendfsync everysec --dir "$dir" --logfile "$dir/redis.log"
 for _ in $(seq 1 50); do answers && { echo "redis: started on $host:$port"; exit 0; }; sleep 0.1; done

@@ -13,8 +13,10 @@ from common.config import Settings, get_settings
 from common.egress import Resolver, system_resolver
 from common.jobs import JobService
 from common.jobstore import JobStore
+from common.notifications import ChannelWatcher
 from common.queueing import LivenessCelery, make_celery
 from common.registry import FACE_QUEUE, FUSION_QUEUE, TestRegistry
+from common.webhooks import check_master_secret
 from gateway.auth import KeyRing
 from gateway.blueprints import batches, docs, health, jobs, metrics, profiles
 from gateway.context import Gateway
@@ -35,6 +37,21 @@ def _split(spec: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in spec.split(",") if part.strip())
 
 
+def redis_pool(url: str, settings: Settings) -> redis.BlockingConnectionPool:
+    """A bounded pool of connections to ``url`` for one gateway process.
+
+    At most ``gateway_redis_connections``; a request that finds none free waits for one
+    (cooperatively under gevent) up to ``gateway_redis_timeout_s`` and then fails with a
+    ``ConnectionError`` (503), where redis-py's default pool would open up to 100 and
+    then fail at once with "Too many connections" — 1,000 long-polls arriving together
+    would each want one.
+    """
+    timeout = settings.gateway_redis_timeout_s
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=settings.gateway_redis_connections, timeout=timeout,
+        socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30)
+
+
 def required_queues(settings: Settings, registry: TestRegistry) -> tuple[str, ...]:
     """``LIVENESS_REQUIRED_QUEUES``, or by default: face, the default tests' queues, fusion."""
     if settings.required_queues.strip():
@@ -52,18 +69,24 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
     installed tests; jobs go through a :class:`common.jobs.JobService` on the job store at
     ``settings.redis_url``. Tests pass explicit settings (a test database) instead, and
     a stub ``resolver`` for callback URLs (:mod:`common.egress`), so no DNS is asked.
+
+    Raises :class:`common.config.SettingsError` when ``LIVENESS_WEBHOOK_SECRET`` is empty,
+    a placeholder or too short (:func:`common.webhooks.check_master_secret`): the
+    service does not start with a secret anyone could guess.
     """
     settings = settings or get_settings()
+    check_master_secret(settings.webhook_secret)
     timeout = settings.gateway_redis_timeout_s
-    store_client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout,
-                                        socket_timeout=timeout, health_check_interval=30)
+    store_client = redis.Redis(connection_pool=redis_pool(settings.redis_url, settings))
     if celery_app is None:
         celery_app = make_celery(settings)
     registry = celery_app.test_registry
     broker = broker_client(settings)
     depth = functools.partial(queue_depths, broker) if broker is not None else None
-    job_service = JobService(JobStore(store_client, settings), celery_app, settings, resolver,
-                             depth)
+    # Long-polls wait on one shared subscription per process, not one connection each.
+    watcher = ChannelWatcher(store_client, JobStore.done_pattern())
+    job_service = JobService(JobStore(store_client, settings, watcher), celery_app, settings,
+                             resolver, depth)
 
     app = Flask(__name__)
     app.request_class = MemoryRequest
@@ -98,11 +121,14 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
             response.headers.pop("Retry-After", None)
         return response
 
+    limiter_url = settings.rate_limit_storage_url or settings.redis_url
     limiter = Limiter(
         key_func=keyring.rate_limit_key,
         app=app,
-        storage_uri=settings.rate_limit_storage_url or settings.redis_url,
-        storage_options={"socket_connect_timeout": timeout, "socket_timeout": timeout},
+        storage_uri=limiter_url,
+        storage_options=({"connection_pool": redis_pool(limiter_url, settings)}
+                         if limiter_url.startswith(("redis://", "rediss://")) else
+                         {"socket_connect_timeout": timeout, "socket_timeout": timeout}),
         strategy="fixed-window",
         headers_enabled=True,
         key_prefix="liveness:ratelimit",

@@ -2,7 +2,8 @@
 
 Core :class:`~common.errors.LivenessError` s carry their own ``http_status``; werkzeug's
 HTTP errors (404, 405, 413, 429 …) are re-rendered as JSON keeping their headers
-(``Allow``, ``Retry-After``); a Redis or broker outage is a quick 503 ``unavailable``;
+(``Allow``, ``Retry-After``); a Redis or broker outage — unreachable, or refusing
+writes — is a quick 503 ``unavailable`` with ``Retry-After``;
 anything else is a bug: logged with its traceback, answered 500 ``internal_error``.
 
 Requests too large to reach the app: the gateway enforces its own limits first
@@ -21,7 +22,8 @@ import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from common.errors import LivenessError
+from common.errors import LivenessError, without_object_reprs
+from common.outages import refusal_code
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +74,11 @@ class ApiError(LivenessError):
 
 
 def _outage_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "the job store or the broker cannot be reached"."""
-    # InvalidResponse: something that is not Redis answers on the configured address.
-    types: list[type[BaseException]] = [redis.exceptions.ConnectionError,
-                                        redis.exceptions.TimeoutError,
-                                        redis.exceptions.InvalidResponse]
+    """Exceptions that mean "the job store or the broker cannot serve this request"."""
+    # Every Redis error: unreachable, timing out, something that is not Redis answering
+    # (InvalidResponse), or Redis up but refusing writes (MISCONF, NOREPLICAS, OOM …:
+    # common.outages) — none of them is the request's fault or one the app can act on.
+    types: list[type[BaseException]] = [redis.exceptions.RedisError]
     try:  # the broker client (RabbitMQ or Redis through kombu)
         from kombu.exceptions import OperationalError
 
@@ -90,7 +92,14 @@ OUTAGE_ERRORS = _outage_types()
 
 
 def error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
+    """The JSON error answer. A safety net: a Python object repr that slipped into
+    ``message`` (``<… object at 0x…>``, a bug at the message's source) is replaced by
+    ``the data`` and logged, never sent."""
+    cleaned = without_object_reprs(message)
+    if cleaned != message:
+        log.error("an error message (%s) contained a Python object repr; fix its source: %s",
+                  code, message)
+    response = jsonify({"error": {"code": code, "message": cleaned}})
     response.status_code = status
     return response
 
@@ -127,9 +136,13 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     def on_outage(exc: Exception) -> Response:
-        log.warning("job store or broker unreachable: %s", exc.__class__.__name__)
+        refused = refusal_code(exc)
+        log.warning("job store or broker %s: %s: %s",
+                    f"refuses writes ({refused})" if refused else "unavailable",
+                    exc.__class__.__name__, exc)
+        what = "refuses writes" if refused else "is unreachable"
         response = error_response(503, "unavailable",
-                                  "the job store or queue is unreachable; retry later")
+                                  f"the job store or queue {what}; retry later")
         response.headers["Retry-After"] = g.retry_after = "2"
         return response
 

@@ -1,10 +1,17 @@
 # ruff: noqa: N999  (gunicorn looks for this file name)
 """gunicorn settings: ``gunicorn -c gateway/gunicorn.conf.py 'gateway:create_app()'``.
 
-Values come from the same ``LIVENESS_*`` settings as the app. Threads (``gthread``)
-let a worker hold long-polls (``?wait=N``) without blocking its other requests; the
-worker timeout exceeds the longest long-poll. Prometheus multiprocess mode is switched
-on here, before any worker imports ``prometheus_client``, so ``/metrics`` sums the
+Values come from the same ``LIVENESS_*`` settings as the app. The worker class is
+``gevent`` (``LIVENESS_GATEWAY_WORKER_CLASS``): an asynchronous API whose clients
+long-poll (``?wait=N``) holds many idle connections, and gunicorn's own guidance for
+long polling is an asynchronous worker — one greenlet per connection, so 1,000
+long-polls and 50 slow uploads leave ``/healthz`` and new submissions answering within
+a second (``bench/longpoll.py``), where 2 processes × 8 threads stalled at about 16.
+gunicorn monkey-patches each gevent worker before it loads the app, so redis-py,
+kombu, Flask-Limiter and prometheus_client run on cooperative sockets and locks.
+``gthread`` stays selectable. The worker timeout exceeds the longest long-poll.
+Prometheus multiprocess mode is switched on here, before any worker imports
+``prometheus_client``, so ``/metrics`` sums the
 request counters of every worker process. Errors gunicorn answers itself (request
 line or header fields over its limits, malformed requests) are JSON like the app's.
 """
@@ -21,8 +28,9 @@ _settings = get_settings()
 
 bind = _settings.gateway_bind
 workers = _settings.gateway_workers
+worker_class = _settings.gateway_worker_class
+worker_connections = _settings.gateway_connections
 threads = _settings.gateway_threads
-worker_class = "gthread"
 timeout = _settings.long_poll_max_s + 30
 graceful_timeout = 10
 keepalive = 5

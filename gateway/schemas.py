@@ -157,7 +157,7 @@ def _job_schema() -> type[Schema]:
     attrs["links"] = fields.Nested(LinksSchema)
     ordered = ["id", "status", "created_at", "updated_at", "tests", "score", "decision",
                "threshold", "fusion", "face_found", "face", "reasons", "tests_detail",
-               "missing_tests", "timings", "operating_point", "probability", "error",
+               "missing_tests", "timings", "operating_point", "probability", "fused_score", "error",
                "explanations", "links"]
     return type("JobSchema", (Schema,), {k: attrs[k] for k in ordered})
 
@@ -176,8 +176,11 @@ class BatchMultipartSchema(Schema):
 class BatchItemSchema(Schema):
     name = fields.String()
     job_id = fields.String(allow_none=True)
-    status = fields.String(metadata={"description": "a job status, or 'error' for an image "
-                                                    "refused at submission"})
+    status = fields.String(metadata={"description": "a job status; 'deleted' when the job "
+                                                    "was erased on request (DELETE), "
+                                                    "'expired' after its result TTL, "
+                                                    "'error' for an image refused at "
+                                                    "submission"})
     result = fields.Nested(ResultSchema, allow_none=True,
                            metadata={"description": "the result when done"})
     error = fields.String(allow_none=True)
@@ -199,7 +202,13 @@ class ProfileSchema(Schema):
     threshold = fields.Float(metadata={"description": "on the calibrated probability"})
     retry_band = fields.Float(metadata={"description": "half-width in log-odds"})
     calibration = fields.String(metadata={"description": "platt or isotonic"})
+    tests = fields.List(fields.String(), metadata={
+        "description": "the tests it calibrates; a job with other tests gets 422 "
+                       "profile_mismatch"})
+    models = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "test → name and version of the model it was fitted on"})
     fusion = fields.String(metadata={"description": "the fusion model it was fitted on"})
+    fusion_version = fields.String(metadata={"description": "that fusion model's version"})
     fitted_on = fields.Dict(metadata={"description": "images it was fitted on and when"})
 
 

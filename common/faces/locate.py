@@ -2,6 +2,12 @@
 
 :func:`locate_face` runs once per job (the pipeline's face stage):
 
+0. **Bound the work**: an image longer than ``face_search_max_side`` (4032 px, a 12 MP
+   phone photo's long side) is first downscaled to that side (area averaging), and the
+   whole stage runs on that copy; boxes, landmarks and ``face_side`` are reported in
+   original pixels. Beyond that size the only cost that grows with the pixel count is
+   this one downscale, so the search's time per image is bounded (``bench/faces.py``
+   measures a faceless 6300×6300 image): at most :func:`tile_count` tiles.
 1. **Search** (:func:`search_faces`) with the configured detector on a working copy whose
    longer side is at most ``face_detect_max_side``, pass after pass until one finds an
    upright face:
@@ -9,9 +15,9 @@
    * ``plain`` – the image as it is;
    * ``tiles`` – only for images larger than 1.5× the working size, right after
      ``plain``: overlapping tiles of 0.75× the working size over a pyramid of the
-     full-resolution image (halving while larger than 1.5× the working size), so the
-     detection resolution follows the image and a face of 60 px in a 12-megapixel photo
-     is found (BlazeFace: its full-range model only);
+     image at up to ``face_search_max_side`` (halving while larger than 1.5× the working
+     size), so the detection resolution follows the image and a face of 60 px in a
+     12-megapixel photo is found (BlazeFace: its full-range model only);
    * ``rot90`` / ``rot270`` / ``rot180`` – the copy turned so that a face lying at that
      clockwise angle stands upright (phones store portrait frames sideways; crops come
      turned). A detection counts as upright when its eyes are level within ±45° and its
@@ -26,11 +32,14 @@
 
    Every detection is verified by Face Mesh's face-presence output, which removes the
    detectors' false positives on textures. The first pass with an upright face scored
-   at least ``CONFIDENT_SCORE`` ends the search; otherwise the best pass wins (upright
-   first, then score). If none finds a face, the result is the whole image's centred
-   square with ``no_face``.
+   at least ``CONFIDENT_SCORE`` by the detector and ``CONFIDENT_LOGIT`` by Face Mesh
+   ends the search; otherwise the best pass wins (upright first, then Face Mesh's
+   presence logit, then the detector's score). If none finds a face, the result is the
+   whole image's centred square with ``no_face``.
 2. **Landmarks and pose** of the largest face from Face Mesh
-   (:mod:`common.faces.landmarks`) at full resolution, rotated by the eye line.
+   (:mod:`common.faces.landmarks`), on a crop turned by the eye line and refined on the
+   mesh's own landmarks (:meth:`~common.faces.landmarks.FaceMesh.refine`), so they are
+   right at any in-plane angle.
 3. **Capture checks** (:mod:`common.faces.capture`): size, frame, pose, exposure and
    sharpness, several faces; the reasons make the decision ``retry``.
 
@@ -66,8 +75,12 @@ TILE_SPAN = 0.75
 #: (MediaPipe's own presence threshold, probability 0.5): it rejects the detectors'
 #: false positives on textures (real faces score ~40, see ``Landmarks``).
 MIN_PRESENCE_LOGIT = 0.0
-#: An upright face scored at least this ends the search at its pass.
+#: An upright face scored at least this by the detector ...
 CONFIDENT_SCORE = 0.75
+#: ... and at least this presence logit by Face Mesh ends the search at its pass (an
+#: upside-down face can fool the detector's score in a wrong pass, not the mesh's; 95 %
+#: of the live faces of ../shared/data score above it).
+CONFIDENT_LOGIT = 20.0
 #: Detections verified per pass, largest first.
 MAX_CANDIDATES = 4
 #: Search passes in the order they run (``tiles`` only for large images).
@@ -161,12 +174,18 @@ class Search:
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
 
-    def rank(self) -> tuple[bool, float]:
+    def rank(self) -> tuple[bool, float, float]:
+        """(upright, Face Mesh presence logit, detector score) of the best face: the
+        mesh's confidence that a face is there decides between passes before the
+        detector's (half a face read upside down can score as high as the real one)."""
         best = self.best
-        return (best.upright, best.face.score) if best else (False, -1.0)
+        return (best.upright, best.marks.presence_logit, best.face.score) if best else \
+            (False, -np.inf, -1.0)
 
 
 def _work_copy(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` area-downscaled so its longer side is at most ``max_side``, and the
+    scale (≤ 1) it was shrunk by."""
     longest = max(image.shape[:2])
     scale = 1.0 if longest <= max_side else max_side / longest
     return _resize(image, scale), scale
@@ -194,6 +213,44 @@ def _passes(image: np.ndarray, detector: FaceDetector, max_side: int
                 yield "tiles", 0, _tile_faces(image, detector, max_side)
 
 
+def _tile_grid(height: int, width: int, tile: int) -> tuple[list[int], list[int]]:
+    """Top rows and left columns of the overlapping ``tile``-pixel tiles of a level."""
+    stride = max(1, round(tile * (1.0 - TILE_OVERLAP)))
+    ys = list(range(0, max(height - tile, 0) + 1, stride))
+    xs = list(range(0, max(width - tile, 0) + 1, stride))
+    if ys[-1] + tile < height:
+        ys.append(height - tile)
+    if xs[-1] + tile < width:
+        xs.append(width - tile)
+    return ys, xs
+
+
+def _pyramid_scales(shape: Sequence[int], max_side: int) -> list[float]:
+    """Scales of the tiles pass's pyramid levels: 1, 1/2, … while the level's longer side
+    exceeds 1.5 × ``max_side``."""
+    scales, scale = [], 1.0
+    while max(shape[:2]) * scale > 1.5 * max_side:
+        scales.append(scale)
+        scale /= 2.0
+    return scales
+
+
+def tile_count(shape: Sequence[int], max_side: int, tile: int = 192) -> int:
+    """How many tiles the ``tiles`` pass runs the detector on for an image of ``shape``
+    (H, W, …) at working size ``max_side``, with ``tile``-pixel detector inputs
+    (BlazeFace full range: 192). For the default sizes it is largest for a square
+    image of ``face_search_max_side``: 166 at 4032 × 4032.
+    """
+    span = max(1, round(TILE_SPAN * max_side))
+    count = 0
+    for scale in _pyramid_scales(shape, max_side):
+        level = scale * tile / span
+        ys, xs = _tile_grid(max(1, round(shape[0] * level)), max(1, round(shape[1] * level)),
+                            tile)
+        count += len(ys) * len(xs)
+    return count
+
+
 def _tile_faces(image: np.ndarray, detector: FaceDetector, max_side: int) -> list[RawFace]:
     """Faces found in overlapping tiles over a halving pyramid of a large image.
 
@@ -206,24 +263,15 @@ def _tile_faces(image: np.ndarray, detector: FaceDetector, max_side: int) -> lis
     span = max(1, round(TILE_SPAN * max_side))
     tile = int(getattr(detector, "tile_input_side", span))
     found: list[RawFace] = []
-    scale = 1.0
-    while max(image.shape[:2]) * scale > 1.5 * max_side:
+    for scale in _pyramid_scales(image.shape, max_side):
         level_scale = scale * tile / span
         level = _resize(image, level_scale)
-        h, w = level.shape[:2]
-        stride = max(1, round(tile * (1.0 - TILE_OVERLAP)))
-        ys = list(range(0, max(h - tile, 0) + 1, stride))
-        xs = list(range(0, max(w - tile, 0) + 1, stride))
-        if ys[-1] + tile < h:
-            ys.append(h - tile)
-        if xs[-1] + tile < w:
-            xs.append(w - tile)
+        ys, xs = _tile_grid(level.shape[0], level.shape[1], tile)
         for y in ys:
             for x in xs:
                 back = np.array([[1 / level_scale, 0, x / level_scale],
                                  [0, 1 / level_scale, y / level_scale]])
                 found += [_affine(f, back) for f in detect(level[y:y + tile, x:x + tile])]
-        scale /= 2.0
     return deduplicate(found)
 
 
@@ -241,8 +289,9 @@ def _verified(image: np.ndarray, faces: list[RawFace], rotation: int,
 def search_faces(image: np.ndarray, detector: FaceDetector, max_side: int) -> Search:
     """Run the search passes (module docstring); every detection is verified by Face Mesh.
 
-    The first pass with an upright face scored at least :data:`CONFIDENT_SCORE` wins;
-    otherwise the pass whose best face ranks highest (upright first, then score).
+    The first pass with an upright face scored at least :data:`CONFIDENT_SCORE` and
+    :data:`CONFIDENT_LOGIT` wins;
+    otherwise the pass whose best face ranks highest (:meth:`Search.rank`).
     """
     best = Search([], "whole_image", 0)
     for name, rotation, faces in _passes(image, detector, max_side):
@@ -252,7 +301,8 @@ def search_faces(image: np.ndarray, detector: FaceDetector, max_side: int) -> Se
         current = Search(found, name, rotation)
         if current.rank() > best.rank():
             best = current
-        if found[0].upright and found[0].face.score >= CONFIDENT_SCORE:
+        if found[0].upright and found[0].face.score >= CONFIDENT_SCORE and \
+                found[0].marks.presence_logit >= CONFIDENT_LOGIT:
             return current
     return best
 
@@ -303,15 +353,20 @@ def locate_face(image: np.ndarray, settings: Settings | None = None) -> FaceDete
     """
     settings = settings or get_settings()
     image = as_rgb(image)
-    search = search_faces(image, get_detector(settings.face_detector),
+    view, scale = _work_copy(image, settings.face_search_max_side)
+    search = search_faces(view, get_detector(settings.face_detector),
                           settings.face_detect_max_side)
     if search.best is None:
         return FaceDetection(whole_image_box(image.shape), False, "whole_image", 0, (NO_FACE,),
                              capture_ok=False)
-    best, marks = search.best.face, search.best.marks
+    marks = face_mesh().refine(view, search.best.marks)
     rotation = round(marks.roll / 90.0) % 4 * 90
     faces = [c.face for c in search.candidates]
-    assessment = assess_capture(image, best, faces, marks, settings)
+    assessment = assess_capture(view, search.best.face, faces, marks, settings,
+                                pixel_scale=1.0 / scale)
+    back = np.array([[1.0 / scale, 0.0, 0.0], [0.0, 1.0 / scale, 0.0]])
+    best = _affine(search.best.face, back)
+    five = marks.five.astype(np.float64) / scale
     return FaceDetection(
         box=square_box(_clipped_box(best, image.shape), image.shape),
         found=True,
@@ -322,7 +377,7 @@ def locate_face(image: np.ndarray, settings: Settings | None = None) -> FaceDete
         capture_ok=assessment.ok,
         score=round(best.score, 4),
         rotation=rotation,
-        landmarks=tuple((round(float(x), 2), round(float(y), 2)) for x, y in marks.five),
+        landmarks=tuple((round(float(x), 2), round(float(y), 2)) for x, y in five),
         pose={"yaw": round(marks.yaw, 2), "pitch": round(marks.pitch, 2),
               "roll": round(marks.roll, 2)},
         quality=assessment.measures,

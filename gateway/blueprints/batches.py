@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from common.result import LivenessResult, csv_columns, csv_row
 from gateway.context import gateway
@@ -118,6 +118,34 @@ def get_batch(batch_id: str) -> Response:
         return jsonify(_with_links(batch))
     return Response(batch_csv(batch), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"'})
+
+
+@bp.delete("/<batch_id>")
+def delete_batch(batch_id: str) -> tuple[str, int]:
+    """Erase a batch.
+    ---
+    delete:
+      summary: Erase a batch and every job of it now (images, results, outcomes)
+      tags: [batches]
+      security: [{bearerAuth: []}, {apiKeyHeader: []}]
+      parameters:
+        - in: path
+          name: batch_id
+          required: true
+          schema: {type: string}
+      responses:
+        204: {description: erased}
+        401: Unauthorized
+        414: UriTooLong
+        431: HeaderTooLarge
+        404: NotFound
+        429: RateLimited
+        503: Unavailable
+    """
+    if not gateway().jobs.delete_batch(g.owner, batch_id):
+        raise ApiError(404, "not_found", f"no batch {batch_id!r} for this API key")
+    current_app.logger.info("batch %s erased on request", batch_id)
+    return "", 204
 
 
 def batch_csv(batch: dict) -> str:

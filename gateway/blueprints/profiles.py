@@ -31,4 +31,4 @@ def list_profiles() -> Response:
     jobs = gw.jobs
     default = jobs.key_profiles.get(g.owner) or gw.settings.default_profile or None
     return jsonify({"default": default,
-                    "profiles": [p.summary() for _, p in sorted(jobs.profiles.items())]})
+                    "profiles": [p.summary() for _, p in sorted(jobs.profiles.all().items())]})

@@ -6,12 +6,16 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+from skimage import data
 
 from cli.processes import LogSink, ManagedProcess, free_port, key_hash_entry
 from gateway.auth import parse_key_hashes
@@ -120,6 +124,73 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
         assert sink.wait_for("stopped.", 5)
     finally:
         serve.stop()
+
+
+def test_serve_is_ready_when_it_says_so_and_keeps_no_image_on_disk(tmp_path: Path):
+    """``make run``: the banner comes once /readyz says every pool is ready, after a quiet
+    start (issue 15.19); an uploaded image never reaches the disk readable and, once its
+    job is finished or deleted, not even sealed after the compaction interval (15.4)."""
+    redis_port, port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    env = dict(os.environ, LIVENESS_REDIS_URL=redis_url, LIVENESS_BROKER_URL=redis_url,
+               LIVENESS_RESULT_BACKEND=redis_url, LIVENESS_DEV_API_KEY="dev-key-disk",
+               LIVENESS_READYZ_CACHE_S="0", LIVENESS_AOF_REWRITE_S="2",
+               PYTHONUNBUFFERED="1")
+    env.pop("LIVENESS_IMAGE_KEYS", None)  # serve makes one for the run
+    sink = LogSink(tmp_path / "serve.log")
+    serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
+                                     "serve", "--port", str(port), "--data-dir",
+                                     str(tmp_path / "data"), "--pools", "face,quality,fusion"],
+                           env, sink=sink)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert sink.wait_for("Ctrl-C stops everything", 180), sink.tail()
+        assert http("GET", f"{base}/readyz")[0] == 200     # ready when it says so
+        before_banner = sink.lines[:next(i for i, line in enumerate(sink.lines)
+                                         if "Liveness service on" in line)]
+        assert len(before_banner) < 40, "\n".join(before_banner)  # no start-up banners
+        assert not any("celery@" in line or "[tasks]" in line for line in before_banner)
+
+        rng = np.random.default_rng(7)
+        face = data.astronaut()
+        face[:40, :40] = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)  # this test's own
+        image = cv2.imencode(".png", face[:, :, ::-1])[1].tobytes()       # lossless bytes
+        body, content_type = multipart([("image", "face.png", image)])
+        ids = []
+        for _ in range(3):
+            status, _, raw = http("POST", f"{base}/v1/jobs", "dev-key-disk", body,
+                                  {"Content-Type": content_type})
+            assert status == 202, raw
+            ids.append(json.loads(raw)["id"])
+        assert http("DELETE", f"{base}/v1/jobs/{ids[0]}", "dev-key-disk")[0] == 204
+        for job_id in ids[1:]:
+            job = json.loads(http("GET", f"{base}/v1/jobs/{job_id}?wait=20", "dev-key-disk",
+                                  timeout=30)[2])
+            assert job["status"] == "done", job
+        assert http("DELETE", f"{base}/v1/jobs/{ids[1]}", "dev-key-disk")[0] == 204
+
+        redis_dir = tmp_path / "data" / f"redis-{redis_port}"
+        assert stat.S_IMODE(redis_dir.stat().st_mode) == 0o700
+        windows = [image[i:i + 32] for i in range(0, len(image) - 32, 509)]
+
+        def on_disk() -> tuple[bool, bool]:
+            blobs = [f.read_bytes() for f in (tmp_path / "data").rglob("*") if f.is_file()]
+            clear = any(w in b for b in blobs for w in windows)
+            return clear, any(b"LVS1" in b for b in blobs)
+
+        # The documented bound: LIVENESS_AOF_REWRITE_S (2 s here) plus the rewrite itself.
+        end = time.monotonic() + 2 + 10
+        while on_disk() != (False, False) and time.monotonic() < end:
+            time.sleep(0.5)
+        assert on_disk() == (False, False)  # neither readable nor sealed image bytes
+        for f in redis_dir.rglob("*"):
+            assert not stat.S_IMODE(f.stat().st_mode) & 0o077, f  # the service user's only
+    finally:
+        serve.proc.send_signal(signal.SIGINT)
+        try:
+            serve.proc.wait(40)
+        finally:
+            serve.stop()
 
 
 def test_dev_key_entry_is_what_the_gateway_parses():

@@ -65,7 +65,11 @@ def test_submit_poll_equals_liveness_score(stack: Stack, face_jpeg: bytes, tmp_p
     expected = cli_result(path)
 
     assert job["status"] == "done", job
-    assert {k: job[k] for k in FUSED_FIELDS} == {k: expected[k] for k in FUSED_FIELDS}
+    # Equal, but for the last bits of the score (multi-threaded float reductions differ
+    # between processes, ~1e-11): the decision is taken on the unrounded score.
+    exact = [k for k in FUSED_FIELDS if k != "score"]
+    assert {k: job[k] for k in exact} == {k: expected[k] for k in exact}
+    assert job["score"] == pytest.approx(expected["score"], rel=1e-9, abs=1e-12)
     assert job["face_found"] is True and job["decision"] in ("live", "spoof")
     # The raw test score is reproducible to ~1e-15 only (the first call in a process
     # sums in another order than later ones); the fused fields above are exactly equal.
@@ -196,9 +200,13 @@ def test_webhook_is_posted_and_signed(stack: Stack, face_jpeg: bytes):
     finally:
         server.shutdown()
     headers, body = _Hook.received[0]
-    assert verify(body, WEBHOOK_SECRET, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER])
-    assert not verify(body + b" ", WEBHOOK_SECRET, headers[TIMESTAMP_HEADER],
-                      headers[SIGNATURE_HEADER])
+    stamp, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert stack.webhook_secret == WEBHOOK_SECRET
+    assert verify(body, stack.tenant_webhook_secret("dev"), stamp, signature)
+    assert not verify(body + b" ", stack.tenant_webhook_secret("dev"), stamp, signature)
+    # Signed with the submitting key's own secret: not another key's, not the master.
+    assert not verify(body, stack.tenant_webhook_secret("other"), stamp, signature)
+    assert not verify(body, WEBHOOK_SECRET, stamp, signature)
     payload = json.loads(body)
     assert payload["id"] == job_id and payload["status"] == "done"
     assert payload["score"] == stack.wait_job(job_id)["score"]
@@ -283,16 +291,17 @@ def test_explain_true_returns_the_cnn_grad_cam_png(stack: Stack, face_jpeg: byte
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
 
 
-def test_a_pool_without_its_model_answers_model_unavailable(stack: Stack, face_jpeg: bytes):
-    """The depth3d pool runs but has no model file yet: its outcome says so, fusion goes on."""
-    job = stack.wait_job(stack.submit(face_jpeg, tests=["quality", "depth3d"])["id"])
-    alone = stack.wait_job(stack.submit(face_jpeg, tests=["quality"])["id"])
-    assert job["status"] == "done"
-    assert job["tests_detail"]["depth3d"]["score"] is None
-    assert job["tests_detail"]["depth3d"]["error"].startswith("model_unavailable")
-    assert job["missing_tests"]["depth3d"].startswith("model_unavailable")
-    assert "test_failed:depth3d" in job["reasons"]
-    assert job["score"] == alone["score"] and job["decision"] == alone["decision"]
+def test_a_test_without_an_installed_model_is_refused(stack: Stack, face_jpeg: bytes):
+    """depth3d ships no model yet: asking for it is a 422 naming it (issue 15.15), and
+    explain=true without a test that explains is a 422 too; neither leaves a job."""
+    image = base64.b64encode(face_jpeg).decode()
+    status, _, body = stack.request("POST", "/v1/jobs", body={
+        "image": image, "tests": ["quality", "depth3d"]})
+    error = json.loads(body)["error"]
+    assert status == 422 and error["code"] == "test_unavailable" and "depth3d" in error["message"]
+    status, _, body = stack.request("POST", "/v1/jobs", body={
+        "image": image, "tests": ["quality"], "explain": True})
+    assert status == 422 and json.loads(body)["error"]["code"] == "explain_unsupported"
 
 
 def test_a_stopped_pool_fails_the_job_no_worker(stack: Stack, face_jpeg: bytes,

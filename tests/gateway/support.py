@@ -25,12 +25,17 @@ from common.fusion import NormalisedLogOddsFusion
 from common.jobstore import JobStore
 from common.pipeline import combine
 from common.result import FaceBox, FaceDetection, TestOutcome
+from common.sealing import new_key as new_image_key
 from gateway import create_app
 from gateway.auth import hash_key
 from tests.stub_dns import StubResolver
 
 REDIS_URL = os.environ.get("LIVENESS_GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 KEYS = {"alice": "lk_test_alice_0123456789abcdef", "bob": "lk_test_bob_0123456789abcdef"}
+#: The master webhook secret of the gateway tests (the gateway refuses to start without one).
+WEBHOOK_SECRET = "gateway-tests-" + "0123456789abcdef" * 2
+#: Seals the stored images of the gateway tests (LIVENESS_IMAGE_KEYS).
+IMAGE_KEY = new_image_key()
 CLOSED_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
@@ -47,6 +52,8 @@ def make_settings(**overrides: Any) -> Settings:
         "rate_limit": "1000/minute",
         "gateway_redis_timeout_s": 1.0,
         "readyz_cache_s": 0.0,
+        "webhook_secret": WEBHOOK_SECRET,
+        "image_keys": IMAGE_KEY,
     }
     values.update(overrides)
     return dataclasses.replace(Settings(), **values)

@@ -145,3 +145,68 @@ def test_batch_csv_has_the_columns_of_liveness_score(app, client):
     assert rows[2]["decision"] == "error" and rows[2]["error"].startswith("not_an_image")
     progress = client.get(f"/v1/batches/{batch['id']}", headers=auth()).get_json()
     assert progress["counts"]["done"] == 1 and progress["status"] == "running"
+
+
+def test_batch_csv_escapes_file_names_that_start_like_a_formula(client):
+    """Zip entry names are user input: a spreadsheet must show them, not run them."""
+    names = ["=HYPERLINK(\"http://x\",\"y\").jpg", "+1+1.jpg", "-2+3.jpg", "@SUM(A1).jpg",
+             "\tcmd.jpg", "\rcmd.jpg", "plain.jpg"]
+    response = client.post("/v1/batches", data=zip_of({n: b"not an image" for n in names}),
+                           headers={**auth(), "Content-Type": "application/zip"})
+    assert response.status_code == 202, response.get_json()
+    batch = response.get_json()
+    text = client.get(f"/v1/batches/{batch['id']}?format=csv", headers=auth()).get_data(
+        as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [r["path"] for r in rows] == [("'" + n if n != "plain.jpg" else n) for n in names]
+    assert all(r["decision"] == "error" and r["error"].startswith("not_an_image") for r in rows)
+
+
+def test_deleting_a_batch_erases_it_and_its_jobs(app, client, db):
+    """Issue 15.20: DELETE /v1/batches/<id> erases the batch and every job of it; a job
+    of a batch deleted on its own shows ``deleted`` in the batch, not ``expired``."""
+    response = post_files(client, [("a.jpg", jpeg_bytes()), ("b.jpg", jpeg_bytes()),
+                                   ("c.txt", b"not an image")])
+    batch = response.get_json()
+    ids = [i["job_id"] for i in batch["items"] if i["job_id"]]
+    assert len(ids) == 2
+    assert client.delete(f"/v1/jobs/{ids[0]}", headers=auth()).status_code == 204
+    view = client.get(f"/v1/batches/{batch['id']}", headers=auth()).get_json()
+    statuses = {i["name"]: i["status"] for i in view["items"]}
+    assert statuses == {"a.jpg": "deleted", "b.jpg": "queued", "c.txt": "error"}
+    assert view["counts"]["deleted"] == 1 and view["counts"]["expired"] == 0
+    csv_text = client.get(f"/v1/batches/{batch['id']}?format=csv", headers=auth()).text
+    assert "deleted" in csv_text
+    # another key can neither see nor erase it
+    assert client.delete(f"/v1/batches/{batch['id']}", headers=auth("bob")).status_code == 404
+    assert client.delete(f"/v1/batches/{batch['id']}", headers=auth()).status_code == 204
+    assert client.get(f"/v1/batches/{batch['id']}", headers=auth()).status_code == 404
+    assert client.get(f"/v1/jobs/{ids[1]}", headers=auth()).status_code == 404
+    leftovers = [k.decode() for k in db.keys("liveness:*")
+                 if any(x in k.decode() for x in (batch["id"], *ids))]
+    assert leftovers == []
+    assert client.delete(f"/v1/batches/{batch['id']}", headers=auth()).status_code == 404
+
+
+def test_a_batch_cut_by_an_outage_leaves_no_job_behind(app, client, db, monkeypatch):
+    """A batch whose third image cannot be stored answers 503, and the two jobs already
+    submitted are erased: the client has no batch id to find them by."""
+    import redis
+
+    store = app.extensions["liveness"].jobs.store
+    real = store.create_job
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise redis.ConnectionError("Redis went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "create_job", failing)
+    response = post_files(client, [(f"{i}.jpg", jpeg_bytes()) for i in range(4)])
+    assert response.status_code == 503, response.get_json()
+    assert response.get_json()["error"]["code"] == "unavailable"
+    left = [k.decode() for k in db.keys("liveness:*")
+            if any(job_id in k.decode() for job_id in calls)]
+    assert left == []

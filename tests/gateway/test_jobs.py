@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.config import PROJECT_ROOT
 from common.jobstore import JobStore
 from tests.gateway.support import (
     KEYS,
@@ -439,19 +440,31 @@ def test_a_bad_explain_value_is_a_400(client, value):
 def test_explain_is_part_of_the_idempotent_request(client):
     headers = {**auth(), "Idempotency-Key": "k-explain"}
     image = base64.b64encode(jpeg_bytes()).decode()
-    first = client.post("/v1/jobs", headers=headers, json={"image": image})
+    first = client.post("/v1/jobs", headers=headers, json={"image": image,
+                                                           "tests": ["quality", "cnn"]})
     assert first.status_code == 202
-    again = client.post("/v1/jobs", headers=headers, json={"image": image, "explain": True})
+    again = client.post("/v1/jobs", headers=headers, json={"image": image, "explain": True,
+                                                           "tests": ["quality", "cnn"]})
     assert again.status_code == 409
 
 
 # --- calibration profiles ---------------------------------------------------------------
+def _lobby(name: str = "lobby", tests: tuple[str, ...] = ("quality",), threshold: float = 0.4):
+    from common.fusion import DEFAULT_RULE_NAME, DEFAULT_RULE_VERSION
+    from common.profiles import Profile
+
+    models = {"quality": {"name": "wiqa-lda", "version": "2026.11.29"},
+              "cnn": {"name": "efficientnet_lite0-probe-frame", "version": "2026-11-29"}}
+    return Profile(name, "apcer<=5%", threshold, {"method": "platt", "a": 1.0, "b": 0.5},
+                   tests, {t: models[t] for t in tests}, 0.3, DEFAULT_RULE_NAME,
+                   DEFAULT_RULE_VERSION)
+
+
 @pytest.fixture
 def profiled(db, tmp_path):
-    from common.profiles import Profile, save_profile
+    from common.profiles import save_profile
 
-    save_profile(tmp_path, Profile("lobby", "apcer<=5%", 0.4,
-                                   {"method": "platt", "a": 1.0, "b": 0.5}, 0.3, "rule"))
+    save_profile(tmp_path, _lobby())
     owner = next(iter(KEYS))
     app = build_app(make_settings(models_dir=tmp_path, key_profiles=f"{owner}=lobby"))
     return app, owner
@@ -464,9 +477,12 @@ def test_profiles_are_listed_and_chosen_per_request_or_key(profiled):
     assert listing.status_code == 200
     body = listing.get_json()
     assert body["default"] == "lobby"
-    assert body["profiles"] == [{"name": "lobby", "operating_point": "apcer<=5%",
-                                 "threshold": 0.4, "retry_band": 0.3, "calibration": "platt",
-                                 "fusion": "rule", "fitted_on": {}}]
+    assert body["profiles"] == [{
+        "name": "lobby", "operating_point": "apcer<=5%", "threshold": 0.4, "retry_band": 0.3,
+        "calibration": "platt", "tests": ["quality"],
+        "models": {"quality": {"name": "wiqa-lda", "version": "2026.11.29"}},
+        "fusion": "mean-threshold-normalised-log-odds", "fusion_version": "1",
+        "fitted_on": {}}]
     assert client.get("/v1/profiles").status_code == 401
     store = _store(app)
     by_key = submit(client, owner=owner).get_json()["id"]
@@ -480,11 +496,104 @@ def test_profiles_are_listed_and_chosen_per_request_or_key(profiled):
     assert store.get_job(named)["profile"] == "lobby"
 
 
+def test_a_profile_named_with_other_tests_is_refused(db, tmp_path):
+    """Issue 15.1: a profile fitted on quality+cnn, named by a job that runs quality
+    (explicitly, by default, through the key's default), accepted every attack."""
+    from common.profiles import save_profile
+
+    save_profile(tmp_path, _lobby("both", ("quality", "cnn")))
+    save_profile(tmp_path, _lobby("lobby"))
+    app = build_app(make_settings(models_dir=tmp_path, key_profiles="bob=lobby"))
+    client = app.test_client()
+    for form in ({"profile": "both"}, {"profile": "both", "tests": "quality"},
+                 {"profile": "both", "tests": "cnn"}):
+        response = submit(client, **form)
+        assert response.status_code == 422, form
+        error = response.get_json()["error"]
+        assert error["code"] == "profile_mismatch"
+        assert "cnn+quality" in error["message"] and "runs" in error["message"]
+    assert submit(client, profile="both", tests="cnn,quality").status_code == 202
+    # bob's key default (lobby, quality only) does not fit a job that runs cnn too
+    response = submit(client, owner="bob", tests="quality,cnn")
+    assert response.status_code == 422
+    assert "default" in response.get_json()["error"]["message"]
+    batch = client.post("/v1/batches", data={"images": [(io.BytesIO(jpeg_bytes()), "a.jpg")],
+                                             "profile": "both"},
+                        headers=auth(), content_type="multipart/form-data")
+    assert batch.status_code == 422 and batch.get_json()["error"]["code"] == "profile_mismatch"
+
+
 def test_a_default_profile_that_does_not_exist_stops_the_gateway(db, tmp_path):
     from common.errors import ModelError
 
     with pytest.raises(ModelError, match="kiosk"):
         build_app(make_settings(models_dir=tmp_path, default_profile="kiosk"))
+
+
+def test_a_default_profile_that_does_not_fit_the_default_tests_stops_the_gateway(db, tmp_path):
+    from common.errors import ModelError
+    from common.profiles import save_profile
+
+    save_profile(tmp_path, _lobby("both", ("quality", "cnn")))
+    with pytest.raises(ModelError, match=r"cnn\+quality; the default tests .* quality"):
+        build_app(make_settings(models_dir=tmp_path, default_profile="both"))
+    with pytest.raises(ModelError, match="LIVENESS_KEY_PROFILES"):
+        build_app(make_settings(models_dir=tmp_path, key_profiles="bob=both"))
+    build_app(make_settings(models_dir=tmp_path, default_profile="both",
+                            default_tests="cnn,quality"))
+
+
+def test_a_default_profile_fitted_on_another_model_version_stops_the_gateway(db, tmp_path):
+    """Where the gateway sees the models folder (liveness serve), a default profile
+    fitted on another version of an installed model is refused at start."""
+    import shutil
+
+    from common.errors import ModelError
+    from common.profiles import save_profile
+
+    shutil.copytree(PROJECT_ROOT / "models" / "quality", tmp_path / "quality")
+    shipped = json.loads((tmp_path / "quality" / "model.json").read_text())["info"]
+    stale = _lobby("stale")
+    stale.models["quality"]["version"] = "1999.01.01"
+    save_profile(tmp_path, stale)
+    with pytest.raises(ModelError, match=f"1999.01.01.*{shipped['version']}"):
+        build_app(make_settings(models_dir=tmp_path, default_profile="stale"))
+
+
+def test_a_profile_written_while_the_gateway_runs_is_picked_up(db, tmp_path):
+    """Issue 15.16: `liveness calibrate` writes a profile; no restart is needed."""
+    from common.profiles import save_profile
+
+    app = build_app(make_settings(models_dir=tmp_path))
+    client = app.test_client()
+    assert submit(client, profile="lobby").status_code == 422
+    app.extensions["liveness"].jobs.profiles.check_s = 0.0
+    save_profile(tmp_path, _lobby())
+    assert [p["name"] for p in client.get("/v1/profiles", headers=auth()).get_json()[
+        "profiles"]] == ["lobby"]
+    assert submit(client, profile="lobby").status_code == 202
+
+
+def test_explain_without_a_test_that_explains_is_refused(client):
+    """Issue 15.15: explain=true without the cnn test ended with an empty list."""
+    response = submit(client, explain="true")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "explain_unsupported" and "cnn" in error["message"]
+    assert submit(client, explain="true", tests="quality,cnn").status_code == 202
+    assert submit(client, explain="false").status_code == 202
+
+
+def test_a_test_without_installed_model_code_is_refused(client):
+    """Issue 15.15: tests=depth3d while no 3D model is installed ended with a retry."""
+    response = submit(client, tests="quality,depth3d")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "test_unavailable" and "depth3d" in error["message"]
+    batch = client.post("/v1/batches", data={"images": [(io.BytesIO(jpeg_bytes()), "a.jpg")],
+                                             "tests": "depth3d"},
+                        headers=auth(), content_type="multipart/form-data")
+    assert batch.status_code == 422 and batch.get_json()["error"]["code"] == "test_unavailable"
 
 
 def test_a_batch_takes_a_profile(profiled):
@@ -500,3 +609,20 @@ def test_a_batch_takes_a_profile(profiled):
     response = client.post("/v1/batches", data=data, headers=auth(owner),
                            content_type="multipart/form-data")
     assert response.status_code == 422
+
+
+def test_the_stored_image_is_sealed_and_bound_to_its_job(app, client, db):
+    """Issue 15.4: whatever Redis persists holds no image: the stored value is AES-GCM
+    sealed under LIVENESS_IMAGE_KEYS and opens only for its own job."""
+    image = jpeg_bytes()
+    job_id = submit(client, body=image).get_json()["id"]
+    other = submit(client, body=image).get_json()["id"]
+    store = _store(app)
+    raw = db.get(JobStore.image_key(job_id))
+    assert raw.startswith(b"LVS1") and image[100:132] not in raw and image[:4] not in raw
+    assert store.get_image(job_id) == image
+    from common.sealing import UnsealError
+
+    db.set(JobStore.image_key(other), raw)  # one job's sealed image under another's key
+    with pytest.raises(UnsealError):
+        store.get_image(other)

@@ -152,7 +152,7 @@ def test_silent_redis_times_out_as_503(db):
 def test_apikey_command_prints_a_working_key():
     result = CliRunner().invoke(cli_main, ["apikey", "carol"])
     assert result.exit_code == 0, result.output
-    lines = dict(line.split(":", 1) for line in result.output.strip().splitlines())
+    lines = dict(line.split(":", 1) for line in result.stdout.strip().splitlines())
     key, config = lines["key"].strip(), lines["hash"].strip()
     assert config.startswith("carol:")
     assert KeyRing(config).owner_of(key) == "carol"
@@ -183,6 +183,8 @@ def gunicorn_url(db, tmp_path) -> Iterator[str]:
            "LIVENESS_BROKER_URL": settings.broker_url,
            "LIVENESS_RESULT_BACKEND": settings.result_backend,
            "LIVENESS_API_KEY_HASHES": settings.api_key_hashes,
+           "LIVENESS_WEBHOOK_SECRET": settings.webhook_secret,
+           "LIVENESS_IMAGE_KEYS": settings.image_keys,
            "LIVENESS_GATEWAY_BIND": f"127.0.0.1:{port}", "LIVENESS_GATEWAY_WORKERS": "2"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the config file's own default, as deployed
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")

@@ -27,6 +27,7 @@ from cli.processes import celery_worker_argv, redis_answers
 from common.config import PROJECT_ROOT, Settings
 from common.queueing import make_celery
 from common.registry import default_registry
+from common.sealing import new_key as new_image_key
 
 REDIS_URL = os.environ.get("LIVENESS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: The service's settings in these tests (the workers get them as LIVENESS_* variables).
@@ -39,11 +40,13 @@ SERVICE_SETTINGS: dict[str, object] = {
     "task_soft_time_limit_s": 30,
     "task_time_limit_s": 40,
     "job_deadline_s": 30,
-    "webhook_secret": "integration-test-secret",
+    "webhook_secret": "integration-tests-master-secret-" + "0123456789abcdef",
     "webhook_timeout_s": 3.0,
     # The tests' webhook receiver listens on 127.0.0.1: allowed explicitly (it is refused
     # by default, as every loopback address is).
     "webhook_allowlist": "127.0.0.1/32",
+    # Stored images are sealed with this key (common/sealing.py).
+    "image_keys": new_image_key(),
 }
 #: The pools: every queue of the job pipeline (face, one per test, fusion).
 QUEUES = default_registry().queues

@@ -72,7 +72,8 @@ def test_jobs_survive_a_redis_restart(restartable: tuple[RestartableRedis, Stack
     server, stack = restartable
     settings = integration_settings(redis_url=server.url, broker_url=server.url,
                                     result_backend=server.url, job_deadline_s=40,
-                                    visibility_timeout_s=8)
+                                    visibility_timeout_s=8,
+                                    image_keys=stack.env["LIVENESS_IMAGE_KEYS"])
     jobs = JobService(JobStore.from_settings(settings), make_celery(settings), settings)
     image = jpeg(skimage.data.astronaut())
     finished = jobs.submit("owner-a", image, tests=["quality"])["id"]

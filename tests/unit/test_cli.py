@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -173,6 +174,20 @@ def test_calibrate_writes_a_profile_the_pipeline_applies(trained, datasets, tmp_
     first = json.loads(scored.stdout.splitlines()[0])["result"]
     assert first["operating_point"] == "eer" and first["fusion"].endswith("@lab")
     assert 0.0 <= first["probability"] <= 1.0
+    # score and threshold on one scale (issue 15.3): the score is the calibrated probability
+    assert first["score"] == first["probability"] and first["fused_score"] is not None
+    assert profile.tests == ("quality",) and set(profile.models) == {"quality"}
+    # the profile records what it was fitted on and is applied to nothing else (15.1)
+    other = CliRunner().invoke(main, ["score", str(datasets[0]), "--profile", "lab",
+                                      "--tests", "quality,cnn", "--models-dir", str(models)])
+    assert other.exit_code != 0 and "fitted on the tests quality" in other.output
+    stale = json.loads((models / "profiles" / "lab.json").read_text())
+    stale["models"]["quality"]["version"] = "1999.01.01"
+    (models / "profiles" / "lab.json").write_text(json.dumps(stale))
+    time.sleep(1.1)  # this process's profile catalog looks for changed files once a second
+    refused = CliRunner().invoke(main, ["score", str(datasets[0]), "--profile", "lab",
+                                        "--models-dir", str(models)])
+    assert refused.exit_code != 0 and "1999.01.01" in refused.output
     bad = CliRunner().invoke(main, ["calibrate", "--data", str(datasets[0]), "--name", "../x",
                                     "--models-dir", str(models)])
     assert bad.exit_code != 0 and "--name" in bad.output

@@ -150,9 +150,16 @@ def test_served_tflite_equals_the_keras_model(tmp_path) -> None:
 
 
 def test_a_tampered_cnn_model_is_refused(tmp_path) -> None:
+    from common.modelfolder import write_model_folder
     from workers.cnn.scorer import CnnTest
 
     (tmp_path / "model.json").write_text('{"format": "other", "files": {}}')
+    with pytest.raises(ModelError, match="has no manifest_sha256"):
+        CnnTest.from_dir(tmp_path)
+    write_model_folder(tmp_path, {"format": "other"}, {})
+    with pytest.raises(ModelError, match=r"does not list model\.tflite"):
+        CnnTest.from_dir(tmp_path)
+    write_model_folder(tmp_path, {"format": "other"}, {"model.tflite": b"x"})
     with pytest.raises(ModelError, match="not a cnn model"):
         CnnTest.from_dir(tmp_path)
 

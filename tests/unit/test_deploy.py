@@ -11,7 +11,10 @@ without its compose service, Dockerfile, Deployment and ScaledObject fails here.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import shlex
 from dataclasses import fields
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import yaml
 
 from common.config import PROJECT_ROOT, Settings
 from common.registry import FACE_QUEUE, FUSION_QUEUE, default_registry
+from common.sealing import new_key as new_image_key
 
 REGISTRY = default_registry()
 #: One worker pool per queue of the job pipeline: face, each test's queue, fusion.
@@ -170,7 +174,9 @@ def test_gateway_imports_no_model_code():
             "gateway.create_app()\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=PROJECT_ROOT, check=False,
-                         env={"PATH": "/usr/bin:/bin", "LIVENESS_API_KEY_HASHES": ""})
+                         env={"PATH": "/usr/bin:/bin", "LIVENESS_API_KEY_HASHES": "",
+                              "LIVENESS_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+                              "LIVENESS_IMAGE_KEYS": new_image_key()})
     assert out.returncode == 0, out.stderr[-2000:]
 
 
@@ -255,7 +261,8 @@ def test_k8s_config_names_real_settings(k8s_docs):
     config = _by_kind(k8s_docs, "ConfigMap")["liveness-config"]["data"]
     secret = _by_kind(k8s_docs, "Secret")["liveness-secrets"]["stringData"]
     assert set(config) | set(secret) <= SETTING_VARS, (set(config) | set(secret)) - SETTING_VARS
-    assert {"LIVENESS_API_KEY_HASHES", "LIVENESS_WEBHOOK_SECRET"} <= set(secret)
+    assert {"LIVENESS_API_KEY_HASHES", "LIVENESS_WEBHOOK_SECRET",
+            "LIVENESS_IMAGE_KEYS"} <= set(secret)
     for deployment in _by_kind(k8s_docs, "Deployment").values():
         if deployment["metadata"]["name"] == "liveness-redis":
             continue
@@ -268,3 +275,249 @@ def test_dockerignore_keeps_the_venv_out():
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
     assert Path(PROJECT_ROOT / "deploy/ensure-redis.sh").is_file()
+
+
+# --- the settings the deployment files give (issue 15, item 8) ------------------------------
+#
+# No Docker engine or cluster here: the environment each container would get is computed
+# from the files themselves — the image's ``ENV`` (its Dockerfile), then compose's
+# ``environment`` (interpolated from the operator's shell as compose does) or the k8s
+# ConfigMap and Secret its Deployment names in ``envFrom`` (then its ``env``) — and the
+# service's real constructors are run under exactly that environment.
+
+#: What the operator exports before ``docker compose up`` / writes into the k8s Secret.
+OPERATOR_SECRETS = {
+    "LIVENESS_API_KEY_HASHES": f"alice:{'ab' * 32}",
+    "LIVENESS_WEBHOOK_SECRET": "operator-" + "0123456789abcdef" * 3,
+    "LIVENESS_IMAGE_KEYS": "b3BlcmF0b3ItaW1hZ2Uta2V5LTAxMjM0NTY3ODlhYmM",
+}
+#: The images' working directory: a copy of this checkout's files (``COPY``).
+IMAGE_WORKDIR = "/app"
+
+
+class ComposeVariableMissingError(ValueError):
+    """A ``${VAR:?message}`` / ``${VAR?message}`` variable has no value."""
+
+
+_COMPOSE_VARIABLE = re.compile(r"""\$(?:
+    (?P<escaped>\$)
+  | (?P<named>[A-Za-z_][A-Za-z0-9_]*)
+  | \{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}
+  | (?P<invalid>)
+)""", re.X)
+
+
+def compose_interpolate(value: str, env: dict[str, str]) -> str:
+    """``value`` with compose's variable syntax replaced from ``env`` (the operator's shell).
+
+    As the Compose Specification's "Interpolation" section defines it: ``$$`` is a literal
+    ``$``; ``$VAR`` and ``${VAR}`` (unset: empty); ``${VAR:-default}`` (default when unset
+    or empty), ``${VAR-default}`` (when unset); ``${VAR:?message}`` / ``${VAR?message}``
+    (error when unset or empty / unset: :class:`ComposeVariableMissingError`);
+    ``${VAR:+replacement}`` / ``${VAR+replacement}``. Nested ``${…}`` inside a default
+    raises ``NotImplementedError`` (no deployment file here uses it).
+    """
+
+    def one(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "$"
+        if match["named"]:
+            return env.get(match["named"], "")
+        name = match["braced"]
+        if name is None:
+            raise ValueError(f"invalid interpolation format in {value!r}")
+        op, arg = match["op"], match["arg"] or ""
+        if op is None:
+            return env.get(name, "")
+        if "${" in arg:
+            raise NotImplementedError(f"nested interpolation in {value!r}")
+        given = env.get(name, "") != "" if op.startswith(":") else name in env
+        if op.endswith("-"):
+            return env[name] if given else compose_interpolate(arg, env)
+        if op.endswith("?"):
+            if not given:
+                raise ComposeVariableMissingError(f"{name}: {arg}")
+            return env[name]
+        return compose_interpolate(arg, env) if given else ""
+
+    return _COMPOSE_VARIABLE.sub(one, value)
+
+
+def _interpolated(node: object, env: dict[str, str]) -> object:
+    """Every string value of a parsed compose file interpolated (keys are not)."""
+    if isinstance(node, str):
+        return compose_interpolate(node, env)
+    if isinstance(node, dict):
+        return {k: _interpolated(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolated(v, env) for v in node]
+    return node
+
+
+def _image_env(image: str) -> dict[str, str]:
+    """The ``LIVENESS_*`` variables the image's Dockerfile sets with ``ENV``, paths under
+    the image's working directory mapped to this checkout."""
+    name = image.split("/")[-1].split(":")[0]
+    text = (DOCKER / f"{name}.Dockerfile").read_text().replace("\\\n", " ")
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for pair in shlex.split(line[4:]):
+                key, _, value = pair.partition("=")
+                env[key] = value
+    return {k: _in_checkout(v) for k, v in env.items() if k.startswith("LIVENESS_")}
+
+
+def _in_checkout(value: str) -> str:
+    if value == IMAGE_WORKDIR or value.startswith(IMAGE_WORKDIR + "/"):
+        return str(PROJECT_ROOT) + value[len(IMAGE_WORKDIR):]
+    return value
+
+
+def _service_environment(service: dict, shell: dict[str, str]) -> dict[str, str]:
+    """A compose service's ``environment`` (mapping or list form) as strings."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        raw = dict(item.partition("=")[::2] if "=" in item else (item, None) for item in raw)
+    env = {}
+    for key, value in raw.items():
+        if value is None:                     # `KEY:` alone: taken from the shell, if set
+            if key in shell:
+                env[key] = shell[key]
+        else:
+            env[key] = str(value) if not isinstance(value, bool) else str(value).lower()
+    return env
+
+
+def compose_environments(shell: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Each service's container environment as ``docker compose up`` gives it."""
+    raw = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    services = _interpolated(raw, shell)["services"]  # type: ignore[index]
+    return {name: {**_image_env(service["image"]), **_service_environment(service, shell)}
+            for name, service in services.items() if name in ("gateway", *POOLS)}
+
+
+def k8s_environments(docs: list[dict], secret_values: dict[str, str]
+                     ) -> dict[str, dict[str, str]]:
+    """Each Deployment's container environment: image ``ENV``, ``envFrom`` ConfigMaps and
+    Secrets in order (the Secret's ``stringData`` with ``secret_values`` written over it,
+    as the operator does), then the container's ``env``."""
+    maps = {name: {k: str(v) for k, v in d.get("data", {}).items()}
+            for name, d in _by_kind(docs, "ConfigMap").items()}
+    secrets_ = {name: {k: str(v) for k, v in d.get("stringData", {}).items()}
+                for name, d in _by_kind(docs, "Secret").items()}
+    out = {}
+    for name, deployment in _by_kind(docs, "Deployment").items():
+        if name == "liveness-redis":
+            continue
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = _image_env(container["image"])
+        for ref in container.get("envFrom", []):
+            if "configMapRef" in ref:
+                env.update(maps[ref["configMapRef"]["name"]])
+            if "secretRef" in ref:
+                env.update({**secrets_[ref["secretRef"]["name"]], **secret_values})
+        env.update({e["name"]: str(e["value"]) for e in container.get("env", [])
+                    if "value" in e})
+        out[name.removeprefix("liveness-")] = {k: _in_checkout(v) for k, v in env.items()}
+    return out
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Building the apps must not reach anything (Redis need not answer): any name
+    lookup other than loopback fails the test."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise AssertionError(f"building the service looked up {host!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+
+
+def _build_service(monkeypatch, env: dict[str, str], role: str) -> Settings:
+    """``Settings.from_env()`` under exactly ``env``, then the gateway app (``role ==
+    "gateway"``) or the worker pools' Celery app, as the containers build them."""
+    from common.queueing import make_celery
+    from gateway import create_app
+    from workers.tasks import build_worker_app
+
+    for key in [k for k in os.environ if k.startswith("LIVENESS_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings.from_env()
+    if role == "gateway":
+        create_app(settings)
+        make_celery(settings)
+    else:
+        build_worker_app(settings)
+    return settings
+
+
+def _check_deadlines(where: str, settings: Settings) -> None:
+    """The margins the deploy files' comments promise: a task still running is never
+    redelivered, and a SIGKILLed worker's task is redelivered and can run to its hard
+    limit before the job's deadline."""
+    longest = max([settings.task_time_limit_s,
+                   *(spec.time_limit_s for spec in REGISTRY if spec.time_limit_s)])
+    assert settings.visibility_timeout_s > longest, where
+    assert settings.job_deadline_s >= settings.visibility_timeout_s + longest, where
+
+
+def test_compose_settings_build_the_gateway_and_every_pool(monkeypatch, no_network):
+    environments = compose_environments(dict(OPERATOR_SECRETS))
+    assert set(environments) == {"gateway", *POOLS}
+    for name, env in environments.items():
+        settings = _build_service(monkeypatch, env, name)
+        _check_deadlines(f"compose {name}", settings)
+        assert settings.webhook_secret == OPERATOR_SECRETS["LIVENESS_WEBHOOK_SECRET"], name
+    assert environments["gateway"]["LIVENESS_API_KEY_HASHES"] == (
+        OPERATOR_SECRETS["LIVENESS_API_KEY_HASHES"])
+
+
+@pytest.mark.parametrize("missing", sorted(OPERATOR_SECRETS))
+def test_compose_refuses_to_start_without_the_operators_secrets(missing):
+    shell = {k: v for k, v in OPERATOR_SECRETS.items() if k != missing}
+    with pytest.raises(ComposeVariableMissingError, match=f"^{missing}: set {missing}"):
+        compose_environments(shell)
+    with pytest.raises(ComposeVariableMissingError, match=f"^{missing}: "):
+        compose_environments({**shell, missing: ""})
+
+
+def test_k8s_settings_build_the_gateway_and_every_pool(monkeypatch, no_network, k8s_docs):
+    environments = k8s_environments(k8s_docs, OPERATOR_SECRETS)
+    assert set(environments) == {"gateway", *POOLS}
+    for name, env in environments.items():
+        settings = _build_service(monkeypatch, env, name)
+        _check_deadlines(f"k8s {name}", settings)
+        assert settings.webhook_secret == OPERATOR_SECRETS["LIVENESS_WEBHOOK_SECRET"], name
+
+
+def test_k8s_shipped_secret_must_be_replaced(monkeypatch, no_network, k8s_docs):
+    """The Secret's placeholder webhook secret is refused: nothing starts until the
+    operator sets a real one."""
+    from common.config import SettingsError
+
+    environments = k8s_environments(k8s_docs, {})
+    for name, env in environments.items():
+        with pytest.raises(SettingsError, match=r"LIVENESS_WEBHOOK_SECRET is the placeholder"
+                           r"|LIVENESS_IMAGE_KEYS: entry 1 is not"):
+            _build_service(monkeypatch, env, name)
+
+
+def test_compose_interpolation_follows_the_specification():
+    env = {"SET": "v", "EMPTY": ""}
+    assert compose_interpolate("$$HOSTNAME ${SET} $SET", env) == "$HOSTNAME v v"
+    assert compose_interpolate("${UNSET}|${EMPTY}", env) == "|"
+    assert compose_interpolate("${EMPTY:-d} ${EMPTY-d} ${UNSET-d} ${UNSET:-d}", env) == (
+        "d  d d")
+    assert compose_interpolate("${SET:+r}${EMPTY:+r}${EMPTY+r}${UNSET+r}", env) == "rr"
+    assert compose_interpolate("${EMPTY?m}", env) == ""
+    for spec in ("${EMPTY:?no value}", "${UNSET?no value}", "${UNSET:?no value}"):
+        with pytest.raises(ComposeVariableMissingError, match="no value"):
+            compose_interpolate(spec, env)

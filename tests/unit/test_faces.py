@@ -32,8 +32,9 @@ from common.faces import (
 )
 from common.faces.alignment import alignment_matrix
 from common.faces.blazeface import letterbox, ssd_anchors, weighted_nms
-from common.faces.capture import blur, cut_fractions, edge_margin
+from common.faces.capture import blur
 from common.faces.detectors import check_detector
+from common.faces.framing import box_cut, edge_margin
 from common.faces.locate import is_upright
 
 SETTINGS = Settings()
@@ -87,8 +88,9 @@ def test_face_landmarks_and_pose(located: FaceDetection) -> None:
     assert mouth_l[0] < mouth_r[0]
     assert located.pose is not None
     assert abs(located.pose["yaw"]) < 10 and abs(located.pose["roll"]) < 10
-    assert set(located.quality) >= {"face_side", "cut_x", "cut_y", "edge_margin", "yaw",
-                                    "pitch", "brightness", "overexposed", "blur", "faces"}
+    assert set(located.quality) >= {"face_side", "box_cut", "face_cut", "edge_margin",
+                                    "mesh_tilt", "eye_mouth_drop", "yaw", "pitch",
+                                    "exposure", "backlight", "overexposed", "blur", "faces"}
 
 
 def test_result_round_trips_through_json(located: FaceDetection) -> None:
@@ -224,14 +226,14 @@ def test_bad_input_is_refused(astronaut: np.ndarray) -> None:
 def test_every_reason_code_is_documented() -> None:
     assert REASONS is CAPTURE_REASONS
     assert set(CAPTURE_REASONS) == {"no_face", "multiple_faces", "face_too_small",
-                                    "face_partial", "face_turned", "too_dark",
-                                    "overexposed", "too_blurry"}
+                                    "face_partial", "landmarks_unreliable", "face_turned",
+                                    "too_dark", "backlit", "overexposed", "too_blurry"}
 
 
 def test_too_dark(astronaut: np.ndarray) -> None:
     face = locate_face((astronaut * 0.12).astype(np.uint8), SETTINGS)
     assert face.found and "too_dark" in face.reasons and not face.capture_ok
-    assert face.quality["brightness"] < SETTINGS.min_brightness
+    assert face.quality["exposure"] < SETTINGS.min_exposure
 
 
 def test_overexposed(astronaut: np.ndarray) -> None:
@@ -256,7 +258,7 @@ def test_face_partial(astronaut: np.ndarray) -> None:
     cut = np.ascontiguousarray(astronaut[:, 215:])  # 40 % of the face is left of the cut
     face = locate_face(cut, SETTINGS)
     assert face.found and "face_partial" in face.reasons and not face.capture_ok
-    assert face.quality["cut_x"] > SETTINGS.max_face_cut_x
+    assert face.quality["edge_margin"] < SETTINGS.min_edge_margin
 
 
 def test_face_turned(astronaut: np.ndarray) -> None:
@@ -283,10 +285,12 @@ def test_multiple_faces_policy(astronaut: np.ndarray) -> None:
 
 
 def test_capture_settings_are_read_from_the_environment(monkeypatch) -> None:
-    monkeypatch.setenv("LIVENESS_MIN_BRIGHTNESS", "12.5")
+    monkeypatch.setenv("LIVENESS_MIN_EXPOSURE", "12.5")
+    monkeypatch.setenv("LIVENESS_MAX_BACKLIGHT", "40")
     monkeypatch.setenv("LIVENESS_MULTIPLE_FACES", "largest")
     settings = Settings.from_env()
-    assert settings.min_brightness == 12.5 and settings.multiple_faces == "largest"
+    assert settings.min_exposure == 12.5 and settings.multiple_faces == "largest"
+    assert settings.max_backlight == 40.0
     monkeypatch.setenv("LIVENESS_MULTIPLE_FACES", "ignore")
     with pytest.raises(ValueError, match="LIVENESS_MULTIPLE_FACES"):
         Settings.from_env()
@@ -302,11 +306,11 @@ def test_blur_measure_orders_blur() -> None:
     assert blur(np.full((50, 50), 80, np.float32)) == 1.0
 
 
-def test_cut_fractions_and_edge_margin() -> None:
-    assert cut_fractions((0, 0, 10, 10), (20, 20)) == (0.0, 0.0)
-    assert cut_fractions((-10, 0, 10, 10), (20, 20)) == (0.5, 0.0)
-    assert cut_fractions((-2, 15, 22, 25), (20, 20)) == (2 / 24, 0.5)  # the larger side
-    assert cut_fractions((5, 5, 5, 9), (20, 20)) == (1.0, 1.0)
+def test_box_cut_and_edge_margin() -> None:
+    assert box_cut((0, 0, 10, 10), (20, 20)) == 0.0
+    assert box_cut((-10, 0, 10, 10), (20, 20)) == 0.5
+    assert box_cut((-2, 15, 22, 25), (20, 20)) == 0.5  # the largest one-sided part
+    assert box_cut((5, 5, 5, 9), (20, 20)) == 1.0
     five = np.array([[40, 40], [60, 40], [50, 50], [42, 60], [58, 60]], np.float32)
     assert edge_margin(five, (100, 100)) == pytest.approx(2.0)  # 40 px / 20 px apart
     assert edge_margin(five - [45, 0], (100, 100)) < 0
@@ -440,7 +444,8 @@ def test_degenerate_landmarks_are_measured_on_the_box(astronaut: np.ndarray) -> 
                       0.0, 0.0, 0.0)
     face = RawFace((174.0, 70.0, 279.0, 175.0), np.zeros((0, 2), np.float32), 0.9)
     result = assess_capture(astronaut, face, [face], marks, SETTINGS)
-    assert 100 < result.measures["brightness"] < 180
+    assert 150 < result.measures["exposure"] <= 255
+    assert "landmarks_unreliable" in result.reasons and not result.ok
 
 
 def test_small_face_in_a_webcam_frame_needs_the_full_range_model(astronaut) -> None:

@@ -17,7 +17,7 @@ from common.fusion import (
     decide,
     load_fusion,
 )
-from common.modelfolder import write_model_folder
+from common.modelfolder import manifest_digest, write_model_folder
 from common.result import TestOutcome
 
 RULE = NormalisedLogOddsFusion()
@@ -123,9 +123,13 @@ def test_load_fusion_refuses_unknown_formats_and_tampered_files(tmp_path):
     doc = json.loads((tmp_path / "fusion/model.json").read_text())
     doc["format"] = "linear-log-odds"
     (tmp_path / "fusion/model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="does not match its manifest_sha256"):
+        load_fusion(tmp_path)  # model.json edited by hand
+    (tmp_path / "fusion/model.json").write_text(json.dumps(
+        {**doc, "manifest_sha256": manifest_digest(doc)}))
     (tmp_path / "fusion/w.json").write_text("[2]")
     with pytest.raises(ModelError, match="SHA-256"):
-        load_fusion(tmp_path)
+        load_fusion(tmp_path)  # a listed file swapped
 
 
 # --- the capture gate in the pipeline's combine ------------------------------------------

@@ -196,3 +196,22 @@ def test_truncated_jpeg_refused_even_if_a_library_flipped_pillows_switch(astrona
             decode_image(jpeg[: len(jpeg) // 2])
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def test_error_messages_never_show_python_object_reprs(tmp_path):
+    """Pillow names its file object when it cannot identify the data (``cannot identify
+    image file <_io.BytesIO object at 0x…>``); no message of ours may carry that."""
+    from tests.malformed import OBJECT_REPR, malformed_images
+
+    codes = set()
+    for name, blob in malformed_images():
+        path = tmp_path / name
+        path.write_bytes(blob)
+        for decode in (lambda b=blob: decode_image(b), lambda p=path: load_image(p)):
+            try:
+                decode()
+            except errors.LivenessError as exc:
+                codes.add(exc.code)
+                assert not OBJECT_REPR.search(exc.message), (name, exc.message)
+                assert exc.message.strip(), name
+    assert {"corrupt_image", "not_an_image", "unsupported_format", "empty_image"} <= codes

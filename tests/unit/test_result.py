@@ -73,6 +73,24 @@ def test_csv_row_follows_the_documented_columns():
     assert failed["decision"] == "error" and failed["score_live"] == ""
 
 
+FORMULA_NAMES = ("=HYPERLINK(\"http://x\").jpg", "+1+1.jpg", "-2+3.jpg", "@SUM(A1).jpg",
+                 "\tcmd.jpg", "\rcmd.jpg")
+
+
+def test_csv_cells_that_start_like_a_formula_are_escaped_numbers_stay_numbers():
+    """OWASP "CSV Injection": a text cell starting with = + - @ tab or CR gets a leading '."""
+    for name in FORMULA_NAMES:
+        row = csv_row(name, None, "not_an_image: nope", 0.0, ["quality"])
+        assert row["path"] == "'" + name
+        assert row["error"] == "not_an_image: nope"
+    negative = dataclasses.replace(RESULT, reasons=("-x",),
+                                   tests={"quality": TestOutcome(-0.5, "m", "1", 0.4, 0.05)})
+    row = csv_row("a.jpg", negative, None, 0.5, ["quality"])
+    assert row["path"] == "a.jpg" and row["reasons"] == "'-x"
+    assert row["quality_score"] == -0.5 and row["score_live"] == 0.91  # numbers untouched
+    assert row["face_found"] is True
+
+
 def test_the_result_model_needs_no_numpy_or_opencv():
     tree = ast.parse(Path(common.result.__file__).read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree)

@@ -12,4 +12,5 @@ SPEC = TestSpec(
     description="face-crop CNN: frozen ImageNet backbone at two crop scales, linear head",
     scorer="workers.cnn.scorer:CnnTest",
     trainer="workers.cnn.cli:train_cnn_command",
+    explains=True,  # Grad-CAM PNG (explain=true)
 )

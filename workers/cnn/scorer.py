@@ -38,7 +38,7 @@ class CnnTest:
 
     @classmethod
     def from_dir(cls, folder: Path) -> CnnTest:
-        doc = read_model_folder(folder)
+        doc = read_model_folder(folder, required=(MODEL_FILE,))
         if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
             raise ModelError(f"{folder}: not a cnn model folder of this version (format "
                              f"{doc.get('format')!r} v{doc.get('format_version')})")

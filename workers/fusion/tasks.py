@@ -27,9 +27,9 @@ from common.imageio import decode_image
 from common.jobs import job_view
 from common.jobstore import TERMINAL, JobStore
 from common.pipeline import combine, profiles_for, run_face_stage
-from common.profiles import Profile
+from common.profiles import Profile, ProfileMismatchError
 from common.result import FaceBox, FaceDetection, TestOutcome
-from common.webhooks import deliver
+from common.webhooks import deliver, tenant_secret
 from workers.base import FACE_DETECTIONS, FACE_STAGE, IMAGE_MISSING
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,16 @@ WORKER_LOST = "worker_lost"
 
 def _fallback_face(store: JobStore, settings: Settings, job_id: str) -> FaceDetection:
     """The face stage never stored a face (its pool was down): locate it here if possible."""
-    data = store.get_image(job_id)
-    if data is not None:
-        try:
+    try:
+        data = store.get_image(job_id)
+        if data is not None:
             image = decode_image(data, settings)
             store.count_stage(FACE_DETECTIONS)
             return run_face_stage(image, settings)
-        except LivenessError:
-            pass
+    except LivenessError:
+        pass
+    except Exception:  # a bug must not stop the job from finishing: no face, then
+        log.exception("fallback face stage failed on job %s", job_id)
     return FaceDetection(FaceBox(0, 0, 0, 0), False, "whole_image", 0, ("no_face",),
                          capture_ok=False)
 
@@ -102,7 +104,8 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
     runs after the job is stored when it has a ``callback_url``.
     """
     job = store.get_job(job_id)
-    if job is None or job["status"] in TERMINAL:
+    # A pending job's submission never completed (common.jobstore): nothing to finish.
+    if job is None or job["status"] in TERMINAL or job.get("pending"):
         return False
     if not store.claim_finalize(job_id, hold_s=max(settings.task_time_limit_s, 30)):
         return False
@@ -157,7 +160,17 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
     # seconds: processing time, from the first task's start (as `liveness score` reports
     # it); the time spent waiting in the queue is timings.queued_s.
     profile, reasons = _profile(settings, job.get("profile") or "")
-    result = combine(face, outcomes, now - (started or created), fusion, profile)
+    try:
+        result = combine(face, outcomes, now - (started or created), fusion, profile)
+    except ProfileMismatchError as exc:
+        # The job's profile was fitted on other models (one was upgraded since, or the
+        # profile file was replaced): no decision from a calibration that does not apply.
+        store.finish(job_id, "failed", None, error=f"{exc.code}: {exc.message}")
+        store.count_finished({n: "ok" if o.score is not None else "error"
+                              for n, o in outcomes.items()}, "failed", None)
+        _notify(job, job_id, on_finished)
+        log.error("job %s failed: %s", job_id, exc.message)
+        return True
     if reasons:
         result = dataclasses.replace(result, reasons=(*result.reasons, *reasons))
     result = dataclasses.replace(result, missing_tests=missing, timings=timings)
@@ -181,29 +194,34 @@ def _notify(job: dict[str, Any], job_id: str, on_finished: Callable[[str], None]
         on_finished(job_id)
 
 
-def webhook_body(store: JobStore, job_id: str) -> tuple[str, bytes] | None:
-    """``(callback_url, body)`` of a finished job's webhook; None when there is none.
+def webhook_body(store: JobStore, job_id: str) -> tuple[str, bytes, str] | None:
+    """``(callback_url, body, owner)`` of a finished job's webhook; None when there is none.
 
-    The body is the same JSON ``GET /v1/jobs/<id>`` returns.
+    The body is the same JSON ``GET /v1/jobs/<id>`` returns; ``owner`` is the API-key id
+    that submitted the job (whose webhook secret signs it).
     """
     job = store.get_job(job_id)
     if job is None or not job.get("callback_url"):
         return None
     body = json.dumps(job_view(job_id, job), separators=(",", ":")).encode()
-    return job["callback_url"], body
+    return job["callback_url"], body, str(job["owner"])
 
 
 def deliver_webhook(store: JobStore, settings: Settings, job_id: str,
                     resolver: Resolver = system_resolver) -> int | None:
     """POST the finished job, signed; the HTTP status, None when the job has no callback.
 
-    The target is checked again now (:mod:`common.egress`): a refused one raises
-    :class:`CallbackRefusedError` before any connection (not retried). Raises
-    :class:`WebhookError` when the attempt failed (the task retries).
+    The signature uses the job owner's secret (:func:`common.webhooks.tenant_secret` of
+    ``settings.webhook_secret`` and the owner's key id), so a tenant can verify its own
+    webhooks and cannot forge another's. The target is checked again now
+    (:mod:`common.egress`): a refused one raises :class:`CallbackRefusedError` before any
+    connection (not retried). Raises :class:`WebhookError` when the attempt failed (the
+    task retries).
     """
     found = webhook_body(store, job_id)
     if found is None:
         return None
-    url, body = found
-    return deliver(url, body, settings.webhook_secret, settings.webhook_timeout_s,
-                   parse_allowlist(settings.webhook_allowlist), resolver)
+    url, body, owner = found
+    return deliver(url, body, tenant_secret(settings.webhook_secret, owner),
+                   settings.webhook_timeout_s, parse_allowlist(settings.webhook_allowlist),
+                   resolver)

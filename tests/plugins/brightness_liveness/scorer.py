@@ -25,7 +25,7 @@ class BrightnessTest:
 
     @classmethod
     def from_dir(cls, folder: Path) -> BrightnessTest:
-        doc = read_model_folder(folder)
+        doc = read_model_folder(folder, required=(PARAMS_FILE,))
         params = json.loads((Path(folder) / PARAMS_FILE).read_text())
         return cls(float(params["centre"]), float(params["slope"]), ModelInfo(**doc["info"]))
 

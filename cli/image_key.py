@@ -12,7 +12,8 @@ def image_key_command() -> None:
     The gateway and every worker pool need the same value; the job store seals uploaded
     images with it (common/sealing.py). Keep it in the environment or a secret store,
     not on the Redis host's disk. To rotate: put the new key first
-    (LIVENESS_IMAGE_KEYS=new,old) and drop the old one after LIVENESS_IMAGE_TTL_S.
+    (LIVENESS_IMAGE_KEYS=new,old) and drop the old one after LIVENESS_RESULT_TTL_S
+    (explanation PNGs live as long as their result).
     """
     from common.sealing import new_key
 

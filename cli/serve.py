@@ -50,6 +50,24 @@ _STARTUP_SHOWN = re.compile(r"WARNING|ERROR|CRITICAL|FATAL|Traceback|Error\b|ref
                             r"exited:|gave up:|^\s+File \"|^\S+Error: ")
 
 
+#: supervisord's line when it stops restarting a program that keeps failing at start.
+_GAVE_UP = re.compile(r"gave up: (\S+) entered FATAL state")
+#: A log line that states an error (the last one says why a program could not start).
+_ERROR_LINE = re.compile(r"(?:Error|Exception): \S|refusing to start")
+
+
+def _last_error(log: Path) -> str:
+    """The last line of ``log`` stating an error, else a pointer to the log."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "see its log"
+    for line in reversed(lines):
+        if _ERROR_LINE.search(line):
+            return line.strip()[:600]
+    return "see its log"
+
+
 def _printer(prefix: str, colour: str, started: threading.Event) -> Callable[[str], None]:
     """A sink printing ``prefix | line``; until ``started`` is set only the lines
     :data:`_STARTUP_SHOWN` matches (worker start-up banners stay in the log files)."""
@@ -91,8 +109,11 @@ READY_TIMEOUT_S = 300.0
               type=click.Path(file_okay=False),
               help="Where a Redis started by serve keeps its append-only file, and the "
                    "supervisor's config and logs (serve-<port>/).")
+@click.option("--start-retries", default=10, show_default=True, type=click.IntRange(0, 100),
+              help="Restarts of a process that dies while starting before serve gives up "
+                   "and says why (with a growing delay: 1 s, 2 s, …).")
 def serve_command(host: str, port: int, pools: str, concurrency: int,
-                  gateway_workers: int, data_dir: str) -> None:
+                  gateway_workers: int, data_dir: str, start_retries: int) -> None:
     """Run Redis (if needed), the gateway and one worker per pool until Ctrl-C."""
     settings = get_settings()
     known = default_registry().queues
@@ -131,10 +152,23 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
     programs += [Program(pool, celery_worker_argv(pool, concurrency)) for pool in pool_names]
     colours = {p.name: _colour(p.name, i) for i, p in enumerate(programs)}
     run_dir = Path(data_dir) / f"serve-{port}"
-    supervisor = Supervisor(
-        programs, run_dir, env,
-        sink_for=lambda name: _printer(name, colours.get(name, "white"), started),
-        cwd=PROJECT_ROOT)
+    gave_up: list[str] = []  # programs supervisord stopped restarting (FATAL)
+
+    def sink_for(name: str) -> Callable[[str], None]:
+        printer = _printer(name, colours.get(name, "white"), started)
+        if name != "supervisor":
+            return printer
+
+        def sink(line: str) -> None:
+            found = _GAVE_UP.search(line)
+            if found:
+                gave_up.append(found.group(1))
+            printer(line)
+
+        return sink
+
+    supervisor = Supervisor(programs, run_dir, env, sink_for=sink_for, cwd=PROJECT_ROOT,
+                            start_retries=start_retries)
     try:
         click.echo(f"starting Redis, the gateway and the pools {', '.join(pool_names)} "
                    f"(start-up logs: {run_dir}/) …", err=True)
@@ -144,12 +178,21 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
         def running() -> bool:
             return not stopping.is_set() and supervisor.alive()
 
-        if not wait_http_ok(f"{base}/readyz", READY_TIMEOUT_S, running):
+        def starting() -> bool:
+            return running() and not gave_up
+
+        if not wait_http_ok(f"{base}/readyz", READY_TIMEOUT_S, starting):
             if stopping.is_set():
                 return
+            if gave_up:
+                name = gave_up[0]
+                raise click.ClickException(
+                    f"{name} could not start (supervisord gave up restarting it): "
+                    f"{_last_error(run_dir / f'{name}.log')} — its whole log: "
+                    f"{run_dir / f'{name}.log'}")
             raise click.ClickException(
-                f"the service was not ready within {READY_TIMEOUT_S:.0f} s (GET {base}/readyz: "
-                f"a pool did not start); see the log above and {run_dir}/")
+                f"the service was not ready within {READY_TIMEOUT_S:.0f} s (GET {base}/readyz "
+                f"did not answer 200); see the log above and {run_dir}/")
         started.set()
         _announce_webhook_secret(dev_webhook_secret)
         _announce(base, api_key, pool_names)

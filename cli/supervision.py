@@ -75,8 +75,12 @@ class Supervisor:
     """supervisord running ``programs``, with their logs under ``run_dir``."""
 
     def __init__(self, programs: Sequence[Program], run_dir: Path, env: dict[str, str],
-                 sink_for: Callable[[str], Callable[[str], None]], cwd: Path) -> None:
+                 sink_for: Callable[[str], Callable[[str], None]], cwd: Path,
+                 start_retries: int = 10) -> None:
         self.programs = list(programs)
+        #: Restarts of a program that dies within ``startsecs`` before supervisord gives
+        #: up on it (``FATAL``).
+        self.start_retries = start_retries
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.env = env
@@ -121,7 +125,7 @@ class Supervisor:
                 "autostart=true",
                 "autorestart=true",
                 "startsecs=3",
-                "startretries=10",
+                f"startretries={self.start_retries}",
                 "stopsignal=TERM",
                 "stopwaitsecs=15",
                 "stopasgroup=true",

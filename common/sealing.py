@@ -16,7 +16,8 @@ Format of a sealed value::
 ``LIVENESS_IMAGE_KEYS`` is a comma-separated list of base64 (standard or URL-safe) keys
 of 32 bytes (``liveness image-key`` prints a new one): the first seals, every one opens, so a
 key is rotated by putting the new one first and dropping the old one once the images it
-sealed are gone (at most ``LIVENESS_IMAGE_TTL_S`` later).
+sealed are gone (uploaded images at most ``LIVENESS_IMAGE_TTL_S`` later, explanation
+PNGs ``LIVENESS_RESULT_TTL_S``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class UnsealError(LivenessError):
     longer configured, tampered with, or moved from another job's key."""
 
     code = "image_unreadable"
-    http_status = 500
+    #: What ``GET …/explanations/<test>`` answers for one: the stored image can no longer
+    #: be read (its key was rotated away, or ``liveness serve`` restarted with a new one).
+    http_status = 410
 
 
 def new_key() -> str:

@@ -43,6 +43,8 @@ ERROR_RESPONSES = {
     "UriTooLong": "request target (path and query) over 4096 bytes (uri_too_long)",
     "HeaderTooLarge": "a header field over 8192 bytes, or too many fields "
                       "(header_fields_too_large)",
+    "Gone": "the stored image can no longer be read: it was sealed under a key no longer "
+            "in LIVENESS_IMAGE_KEYS (image_unreadable)",
     "Unavailable": "the job store or queue is unreachable (unavailable), or a queue the "
                    "job needs is full (overloaded; see Retry-After)",
 }

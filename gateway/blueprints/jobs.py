@@ -163,6 +163,7 @@ def get_explanation(job_id: str, test: str) -> Response:
               schema: {type: string, format: binary}
         401: Unauthorized
         404: NotFound
+        410: Gone
         429: RateLimited
         503: Unavailable
     """

@@ -193,6 +193,31 @@ def test_serve_is_ready_when_it_says_so_and_keeps_no_image_on_disk(tmp_path: Pat
             serve.stop()
 
 
+def test_serve_stops_at_once_and_says_why_when_a_process_cannot_start(tmp_path: Path):
+    """A gateway that refuses to start (a default profile that does not exist) makes
+    serve stop with the gateway's own error as soon as supervisord gives up on it — not
+    after the readiness timeout with a message blaming a pool."""
+    redis_port, port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    env = dict(os.environ, LIVENESS_REDIS_URL=redis_url, LIVENESS_BROKER_URL=redis_url,
+               LIVENESS_RESULT_BACKEND=redis_url, LIVENESS_DEFAULT_PROFILE="no-such-profile",
+               PYTHONUNBUFFERED="1")
+    sink = LogSink(tmp_path / "serve.log")
+    start = time.monotonic()
+    serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
+                                     "serve", "--port", str(port), "--data-dir",
+                                     str(tmp_path / "data"), "--pools", "fusion",
+                                     "--start-retries", "1"], env, sink=sink)
+    try:
+        assert serve.proc.wait(120) != 0
+        assert time.monotonic() - start < 100
+        output = "\n".join(sink.lines)
+        assert "gateway could not start" in output and "no-such-profile" in output, output
+        assert "Ctrl-C stops everything" not in output
+    finally:
+        serve.stop()
+
+
 def test_dev_key_entry_is_what_the_gateway_parses():
     entry = key_hash_entry("dev", "secret-key")
     assert parse_key_hashes(entry) == {entry.split(":")[1]: "dev"}

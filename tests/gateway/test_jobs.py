@@ -13,6 +13,7 @@ from PIL import Image
 
 from common.config import PROJECT_ROOT
 from common.jobstore import JobStore
+from common.sealing import new_key as new_image_key
 from tests.gateway.support import (
     KEYS,
     auth,
@@ -626,3 +627,17 @@ def test_the_stored_image_is_sealed_and_bound_to_its_job(app, client, db):
     db.set(JobStore.image_key(other), raw)  # one job's sealed image under another's key
     with pytest.raises(UnsealError):
         store.get_image(other)
+
+
+def test_an_explanation_sealed_under_a_retired_key_is_gone_not_a_500(app, client, db):
+    """After the image key changes (rotated away, or `liveness serve` restarted with a new
+    one) a stored explanation cannot be opened: 410 image_unreadable, never a 500."""
+    job_id = submit(client, tests="quality,cnn", explain="true").get_json()["id"]
+    store = _store(app)
+    assert store.put_explanation(job_id, "cnn", b"\x89PNG\r\n\x1a\nx") is True
+    other = JobStore(store.redis, make_settings(image_keys=new_image_key()))
+    db.hset(JobStore.explanations_key(job_id), "cnn",
+            other.sealer.seal(b"\x89PNG", f"{JobStore.explanations_key(job_id)}:cnn"))
+    response = client.get(f"/v1/jobs/{job_id}/explanations/cnn", headers=auth())
+    assert response.status_code == 410
+    assert response.get_json()["error"]["code"] == "image_unreadable"

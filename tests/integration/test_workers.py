@@ -163,6 +163,18 @@ def test_a_profile_fitted_on_another_model_version_fails_the_job(settings: Setti
         else:
             assert job["result"]["score"] == job["result"]["probability"]
         store.delete_job(job_id)
+    # A profile removed while its job runs: neither decided without it nor with another.
+    (tmp_path / "profiles" / "kiosk.json").unlink()
+    time.sleep(1.1)
+    job_id = "profilegone".ljust(32, "0")
+    store.create_job(job_id, "owner-a", astronaut, ["quality"], profile="kiosk")
+    execute_face_stage(store, settings, job_id)
+    execute_test(store, settings, default_registry(), "quality", job_id)
+    assert finalize_job(store, with_settings(settings, models_dir=tmp_path), fusion, job_id,
+                        "chord")
+    result = store.get_job(job_id)["result"]
+    assert result["decision"] == "retry" and "profile_unavailable:kiosk" in result["reasons"]
+    store.delete_job(job_id)
 
 
 def test_a_test_without_model_code_is_refused_at_submission(jobs: JobService,

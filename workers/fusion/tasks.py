@@ -76,7 +76,8 @@ def infrastructure_failures(job: dict[str, Any], arrived: dict[str, Any],
 
 def _profile(settings: Settings, name: str) -> tuple[Profile | None, tuple[str, ...]]:
     """The job's calibration profile; a profile removed since submission is reported
-    (``profile_unavailable``) and the fusion's own threshold decides."""
+    (``profile_unavailable:<name>``): the job then answers ``retry`` — it is decided
+    neither without the calibration it asked for nor with another one."""
     if not name:
         return None, ()
     try:
@@ -171,8 +172,9 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
         _notify(job, job_id, on_finished)
         log.error("job %s failed: %s", job_id, exc.message)
         return True
-    if reasons:
-        result = dataclasses.replace(result, reasons=(*result.reasons, *reasons))
+    if reasons:  # its profile is gone: no decision at a threshold the job did not ask for
+        result = dataclasses.replace(result, decision="retry",
+                                     reasons=(*result.reasons, *reasons))
     result = dataclasses.replace(result, missing_tests=missing, timings=timings)
     errors = [o.error or "" for o in outcomes.values()]
     status = "failed" if errors and all(e.startswith(IMAGE_MISSING) for e in errors) else "done"

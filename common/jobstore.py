@@ -59,7 +59,7 @@ from common.aof import ERASURES_KEY
 from common.config import Settings, get_settings
 from common.errors import LivenessError
 from common.notifications import ChannelWatcher
-from common.outages import patient_retry
+from common.outages import patient_retry, tolerant_connection_class
 from common.sealing import ImageSealer
 
 PREFIX = "liveness:"
@@ -220,6 +220,7 @@ class JobStore:
             socket_connect_timeout=2,
             socket_timeout=10,
             health_check_interval=30,
+            connection_class=tolerant_connection_class(settings.redis_url),
             **options,
         )
         return cls(client, settings)

@@ -10,6 +10,11 @@ refusal ends. redis-py raises these as :class:`redis.exceptions.ResponseError` (
 subclass) carrying the error's first word in ``status_code`` (redis-py ≥ 8).
 
 - :func:`refuses_writes` recognises such an error;
+- :class:`RefusalTolerantConnection` is the connection class of every pool whose
+  connections are health-checked: Redis refuses ``PING`` too while it refuses writes
+  under ``MISCONF``, and redis-py's health check (a ``PING`` before a command on a
+  connection idle for ``health_check_interval``) would otherwise turn a *read* — a
+  client polling a finished job — into an error for the whole outage;
 - :func:`patient_retry` is the redis-py :class:`~redis.retry.Retry` of the worker pools'
   job store: connection losses *and* refusals are retried with exponential backoff, so a
   task waits out a short outage instead of failing (other server errors — a bug, a
@@ -74,3 +79,49 @@ def patient_retry(retries: int = 20, cap_s: float = 2.0, base_s: float = 0.1) ->
                                    redis.exceptions.TimeoutError,
                                    redis.exceptions.ResponseError),
                  is_retryable=_retryable)
+
+
+class _RefusalTolerantPing:
+    """Mixin of :class:`RefusalTolerantConnection` and its TLS / Unix-socket siblings."""
+
+    def _send_ping(self) -> None:
+        try:
+            super()._send_ping()  # type: ignore[misc]
+        except redis.exceptions.ResponseError as exc:
+            if not refuses_writes(exc):
+                raise
+
+
+class RefusalTolerantConnection(_RefusalTolerantPing, redis.Connection):
+    """A :class:`redis.Connection` whose health check counts a refusal as alive.
+
+    redis-py sends ``PING`` before a command when the connection has been idle longer
+    than ``health_check_interval`` seconds. While Redis refuses writes after a failed
+    snapshot it answers that ``PING`` with ``MISCONF`` (the server's
+    ``writeCommandsDeniedByDiskError`` covers ``PING``), so without this a read on an
+    idle connection fails for as long as the outage lasts. A refusal reply
+    (:data:`REFUSAL_CODES`) proves the connection and the server alive; the command
+    itself then runs, or is refused on its own if it is a write. Any other answer, or
+    none, fails the check as before (``ConnectionError`` / ``TimeoutError``).
+    """
+
+
+class RefusalTolerantSSLConnection(_RefusalTolerantPing, redis.SSLConnection):
+    """:class:`RefusalTolerantConnection` over TLS (``rediss://``)."""
+
+
+class RefusalTolerantUnixConnection(_RefusalTolerantPing, redis.UnixDomainSocketConnection):
+    """:class:`RefusalTolerantConnection` over a Unix socket (``unix://``)."""
+
+
+def tolerant_connection_class(url: str) -> type[redis.connection.AbstractConnection]:
+    """The refusal-tolerant connection class for a Redis URL's scheme.
+
+    Raises ``ValueError`` for a scheme other than ``redis``, ``rediss`` and ``unix``.
+    """
+    scheme = url.split("://", 1)[0].lower()
+    classes = {"redis": RefusalTolerantConnection, "rediss": RefusalTolerantSSLConnection,
+               "unix": RefusalTolerantUnixConnection}
+    if scheme not in classes:
+        raise ValueError(f"Redis URL must start with redis://, rediss:// or unix://: {url!r}")
+    return classes[scheme]

@@ -14,6 +14,7 @@ from common.egress import Resolver, system_resolver
 from common.jobs import JobService
 from common.jobstore import JobStore
 from common.notifications import ChannelWatcher
+from common.outages import tolerant_connection_class
 from common.queueing import LivenessCelery, make_celery
 from common.registry import FACE_QUEUE, FUSION_QUEUE, TestRegistry
 from common.webhooks import check_master_secret
@@ -49,7 +50,8 @@ def redis_pool(url: str, settings: Settings) -> redis.BlockingConnectionPool:
     timeout = settings.gateway_redis_timeout_s
     return redis.BlockingConnectionPool.from_url(
         url, max_connections=settings.gateway_redis_connections, timeout=timeout,
-        socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30)
+        socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30,
+        connection_class=tolerant_connection_class(url))
 
 
 def required_queues(settings: Settings, registry: TestRegistry) -> tuple[str, ...]:

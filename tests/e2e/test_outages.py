@@ -54,7 +54,8 @@ def test_redis_refusing_writes_is_a_503_and_the_service_recovers(
         assert json.loads(raw)["error"]["code"] == "unavailable"
         assert headers["Retry-After"] == "2"
         status, _, raw = service.request("GET", f"/v1/jobs/{before['id']}")
-        assert status == 200 and json.loads(raw)["status"] == "done"
+        assert status == 200, raw
+        assert json.loads(raw)["status"] == "done"
         assert service.request("GET", "/healthz", key=None)[0] == 200
         time.sleep(3)  # long enough for every pool's consumer to meet the refusal
     finally:

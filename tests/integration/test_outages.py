@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import skimage.data
 
 from common.jobs import JobService, StoreUnavailableError
 from common.jobstore import DEADLINES_KEY, JOBS_METRICS_KEY, JobStore
 from common.queueing import make_celery
+from gateway.app import redis_pool
 from tests.e2e.support import jpeg
 from tests.integration.support import integration_settings
 from tests.procs import Stack
@@ -128,3 +130,40 @@ def test_workers_survive_redis_refusing_writes_and_lose_nothing(
     assert wait_finished(jobs, retried["id"], 60)["status"] == "done"
     dead = [p for p, workers in stack.workers.items() if not all(w.alive() for w in workers)]
     assert dead == [], "\n".join(stack.sinks[p].tail() for p in dead)
+
+
+@pytest.mark.timeout(60)
+def test_reads_on_idle_connections_still_work_while_redis_refuses_writes(
+        tmp_path: Path) -> None:
+    """A client polling a finished job during ``MISCONF`` gets it (CI, 2026-12-06).
+
+    Redis answers ``PING`` with ``MISCONF`` too, and redis-py sends one before a command
+    on a connection idle for ``health_check_interval`` (30 s): the gateway's ``GET`` of
+    a done job was a 503 whenever its pooled connection had been idle that long.
+    """
+    server = RefusingRedis(tmp_path / "redis")
+    try:
+        settings = integration_settings(redis_url=server.url())
+        store = JobStore.from_settings(settings)
+        gateway_client = redis.Redis(connection_pool=redis_pool(server.url(), settings))
+        plain = redis.Redis.from_url(server.url(), health_check_interval=30)
+        key = store.job_key("finished-before")
+        server.client.hset(key, mapping={"status": "done"})
+        clients = {"job store": store.redis, "gateway pool": gateway_client, "plain": plain}
+        for client in clients.values():
+            assert client.hgetall(key) == {b"status": b"done"}
+
+        server.refuse_writes("misconf")
+        for client in clients.values():  # as if idle for longer than the interval
+            connection = client.connection_pool.get_connection()
+            connection.next_health_check = 0
+            client.connection_pool.release(connection)
+        # The control: redis-py's own connection fails its health check on the refusal.
+        with pytest.raises(redis.exceptions.ResponseError, match="MISCONF"):
+            plain.hgetall(key)
+        assert store.redis.hgetall(key) == {b"status": b"done"}
+        assert gateway_client.hgetall(key) == {b"status": b"done"}
+        with pytest.raises(redis.exceptions.ResponseError, match="MISCONF"):
+            gateway_client.hset(key, "status", "changed")  # writes are still refused
+    finally:
+        server.stop()

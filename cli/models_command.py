@@ -33,3 +33,22 @@ def pin_command(folders: tuple[str, ...]) -> None:
             raise click.ClickException(exc.message) from exc
         listed = ", ".join(f"{name} {digest[:12]}…" for name, digest in pinned.items())
         click.echo(f"{folder}: pinned model.json{'; ' + listed if listed else ''}")
+
+
+@models_group.command("table")
+@click.option("--models-dir", default=None, type=click.Path(file_okay=False),
+              help="Folder of the model folders (default: LIVENESS_MODELS_DIR).")
+def table_command(models_dir: str | None) -> None:
+    """Print the one leave-one-collection-out table of every shipped test and the fusion.
+
+    Read from each folder's model.json (``metrics.summary``, written by its trainer):
+    collections held out, mean and worst AUC, mean EER, and mean APCER (worst attack
+    type of each collection) / BPCER / ACER at the shipped operating point. Markdown,
+    as the README shows it.
+    """
+    from common.config import get_settings
+    from common.evaluation.loco_table import shipped_models_table
+    from common.registry import default_registry
+
+    folder = Path(models_dir) if models_dir else get_settings().models_dir
+    click.echo(shipped_models_table(folder, [*default_registry().names, "fusion"]))

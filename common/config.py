@@ -133,12 +133,16 @@ class Settings:
     #: (loopback, private, link-local …; see ``common/egress.py``). Empty: public only.
     webhook_allowlist: str = ""
     #: Tests a job runs when the client names none (comma-separated); empty: the tests
-    #: whose registry entry says ``default=True`` (today ``quality``).
+    #: whose registry entry says ``default=True`` (today ``cnn`` and ``fasnet``).
     default_tests: str = ""
     #: Calibration profile (``<models_dir>/profiles/<name>.json``, ``liveness calibrate``)
     #: a job uses when neither the request nor its API key names one; empty: none (the
     #: fusion model's own threshold).
     default_profile: str = ""
+    #: Which of the operating points the trained fusion ships decides (empty: its default,
+    #: ``loco-bpcer<=10%/25%``; ``apcer<=5%`` and ``apcer<=1%`` are the strict ones; the
+    #: fusion's model card shows each one's held-out APCER and BPCER).
+    operating_point: str = ""
     #: Per-API-key default profiles, ``key-id=profile,…`` (before ``default_profile``).
     key_profiles: str = ""
     # --- HTTP gateway (issue 3) ---

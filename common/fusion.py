@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
+from common.calibration import Calibrator
 from common.errors import ModelError
 from common.modelfolder import MANIFEST, read_model_folder
 from common.result import TestOutcome
@@ -121,36 +124,57 @@ class NormalisedLogOddsFusion:
 @dataclass(frozen=True)
 class SubsetModel:
     """The fusion of one subset of tests: ``z = bias + Σ w_t · logit(s_t)``, P(live) =
-    ``expit(z)``, decided at ``threshold`` (a P(live)); calibrated probability
-    ``expit(platt_a · z + platt_b)``."""
+    ``expit(z)``, decided at ``threshold`` (a P(live)); calibrated probability by
+    ``calibrator`` (a :class:`~common.calibration.Calibrator` of the fused score),
+    ``"identity"`` (the fused score itself) or ``None`` (uncalibrated)."""
 
     weights: dict[str, float]
     bias: float
     threshold: float
-    platt_a: float = 1.0
-    platt_b: float = 0.0
+    calibrator: Calibrator | str | None = None
 
     def log_odds(self, scores: Mapping[str, float]) -> float:
         return self.bias + sum(w * _logit(scores[t]) for t, w in self.weights.items())
+
+    def probability(self, score: float) -> float | None:
+        if self.calibrator is None:
+            return None
+        if self.calibrator == "identity":
+            return score
+        return float(self.calibrator(np.array([score]))[0])  # type: ignore[operator]
+
+
+def _calibrator(doc: Mapping[str, Any] | None) -> Calibrator | str | None:
+    """A subset's ``calibration``: ``{"method": "identity"}``, a Calibrator's dict
+    (``platt``, ``isotonic``), the older ``{"a", "b"}`` (Platt), or absent."""
+    if not doc:
+        return None
+    if doc.get("method") == "identity":
+        return "identity"
+    if "method" not in doc:
+        return Calibrator("platt", float(doc.get("a", 1.0)), float(doc.get("b", 0.0)))
+    return Calibrator.from_dict(dict(doc))
 
 
 class LinearLogOddsFusion:
     """A trained linear fusion over the tests' log-odds, one model per subset of tests.
 
     ``subsets`` maps ``"+"``-joined sorted test names (``"cnn+quality"``) to
-    ``{"weights": {test: w}, "bias": b, "threshold": t, "calibration": {"a", "b"}}``
-    (threshold and calibration optional: the model's ``threshold``, no calibration);
-    the fused score is ``expit(b + Σ w_test · logit(s_test))`` for the subset of tests
-    that answered, decided at that subset's threshold with the ``retry_band``. A subset
-    without a fitted model falls back to the largest fitted subset of the tests that
-    answered (their other tests ignored).
+    ``{"weights": {test: w}, "bias": b, "threshold": t, "operating_points": {name: t},
+    "calibration": {…}}`` (threshold and calibration optional: the model's
+    ``threshold``, no calibration); the fused score is ``expit(b + Σ w_test ·
+    logit(s_test))`` for the subset of tests that answered, decided at that subset's
+    threshold with the ``retry_band``. ``select`` picks another of the named operating
+    points every subset ships (``LIVENESS_OPERATING_POINT``; :class:`ModelError` when a
+    subset lacks it). A subset without a fitted model falls back to the largest fitted
+    subset of the tests that answered (their other tests ignored).
     """
 
     format = "linear-log-odds"
 
     def __init__(self, name: str, threshold: float, subsets: Mapping[str, Mapping[str, Any]],
                  operating_point: str | None = None, retry_band: float = 0.0,
-                 version: str = "") -> None:
+                 version: str = "", select: str | None = None) -> None:
         if not subsets:
             raise ModelError("a linear fusion model needs at least one fitted subset")
         if not (math.isfinite(retry_band) and retry_band >= 0):
@@ -158,7 +182,7 @@ class LinearLogOddsFusion:
         self.name = name
         self.version = version
         self.threshold = float(threshold)
-        self.operating_point = operating_point
+        self.operating_point = select or operating_point
         self.retry_band = float(retry_band)
         self.subsets: dict[frozenset[str], SubsetModel] = {}
         for key, model in subsets.items():
@@ -166,20 +190,27 @@ class LinearLogOddsFusion:
             weights = {str(t): float(w) for t, w in model["weights"].items()}
             if set(weights) != tests:
                 raise ModelError(f"fusion subset {key!r} has weights for {sorted(weights)}")
-            calibration = model.get("calibration") or {}
-            self.subsets[tests] = SubsetModel(
-                weights, float(model["bias"]), float(model.get("threshold", threshold)),
-                float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0)))
-        self.calibrated = any("calibration" in m for m in subsets.values())
+            subset_threshold = float(model.get("threshold", threshold))
+            if select and select != operating_point:
+                points = model.get("operating_points") or {}
+                if select not in points:
+                    raise ModelError(f"fusion model {name!r} has no threshold for operating "
+                                     f"point {select!r} (subset {key}); it ships: "
+                                     f"{', '.join(points) or operating_point}")
+                subset_threshold = float(points[select])
+            self.subsets[tests] = SubsetModel(weights, float(model["bias"]), subset_threshold,
+                                              _calibrator(model.get("calibration")))
+        self.calibrated = any(m.calibrator is not None for m in self.subsets.values())
 
     @classmethod
-    def from_manifest(cls, doc: Mapping[str, Any]) -> LinearLogOddsFusion:
+    def from_manifest(cls, doc: Mapping[str, Any], select: str | None = None
+                      ) -> LinearLogOddsFusion:
         info = doc.get("info") or {}
         params = doc.get("params") or {}
         try:
             return cls(str(info["name"]), float(info["threshold"]), params["subsets"],
                        params.get("operating_point"), float(params.get("retry_band", 0.0)),
-                       str(info.get("version", "")))
+                       str(info.get("version", "")), select or None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"malformed linear fusion model: {exc}") from exc
 
@@ -197,28 +228,33 @@ class LinearLogOddsFusion:
             return FusedScore(None, self.threshold, "retry", self.name, self.operating_point)
         z = model.log_odds({t: scored[t].score or 0.0 for t in model.weights})
         score = _expit(z)
-        probability = _expit(model.platt_a * z + model.platt_b) if self.calibrated else None
         return FusedScore(score, model.threshold,
                           decide(score, model.threshold, self.retry_band), self.name,
-                          self.operating_point, probability, self.retry_band)
+                          self.operating_point, model.probability(score), self.retry_band)
 
 
 #: Fusion model formats a ``models/fusion/model.json`` may declare.
 FORMATS: dict[str, Any] = {LinearLogOddsFusion.format: LinearLogOddsFusion}
 
 
-def load_fusion(models_dir: str | Path) -> Fusion:
+def load_fusion(models_dir: str | Path, operating_point: str = "") -> Fusion:
     """The fusion model in ``<models_dir>/fusion/`` when present, else the default rule.
 
-    Raises :class:`ModelError` when the folder holds a ``model.json`` that is unreadable,
-    fails its SHA-256 check or declares an unknown ``format``.
+    ``operating_point`` selects another of the thresholds the model ships (empty: its
+    default). Raises :class:`ModelError` when the folder holds a ``model.json`` that is
+    unreadable, fails its SHA-256 check, declares an unknown ``format`` or lacks that
+    operating point; and when an operating point is asked of the default rule.
     """
     folder = Path(models_dir) / FUSION_SUBDIR
     if not (folder / MANIFEST).is_file():
+        if operating_point:
+            raise ModelError(f"LIVENESS_OPERATING_POINT={operating_point!r}, but no trained "
+                             f"fusion model is installed in {folder} (the default rule has "
+                             "one threshold)")
         return NormalisedLogOddsFusion()
     doc = read_model_folder(folder)
     kind = FORMATS.get(str(doc.get("format")))
     if kind is None:
         raise ModelError(f"{folder}: unknown fusion format {doc.get('format')!r}; "
                          f"known: {', '.join(FORMATS)}")
-    return kind.from_manifest(doc)
+    return kind.from_manifest(doc, operating_point)

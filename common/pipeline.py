@@ -48,14 +48,15 @@ def load_tests(names: Iterable[str], settings: Settings | None = None,
 
 
 @cache
-def _cached_fusion(models_dir: Path) -> Fusion:
-    return load_fusion(models_dir)
+def _cached_fusion(models_dir: Path, operating_point: str) -> Fusion:
+    return load_fusion(models_dir, operating_point)
 
 
 def fusion_for(settings: Settings | None = None) -> Fusion:
-    """The fusion of ``settings.models_dir``, loaded once per process."""
+    """The fusion of ``settings.models_dir`` at ``settings.operating_point``, loaded once
+    per process."""
     settings = settings or get_settings()
-    return _cached_fusion(Path(settings.models_dir).resolve())
+    return _cached_fusion(Path(settings.models_dir).resolve(), settings.operating_point)
 
 
 def run_face_stage(image: np.ndarray, settings: Settings | None = None) -> FaceDetection:

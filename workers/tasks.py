@@ -164,7 +164,8 @@ def verify_models(app: Celery, queues: list[str]) -> None:
         if spec.queue in queues and spec.scorer is not None and (folder / MANIFEST).is_file():
             read_model_folder(folder)
     if FUSION_QUEUE in queues:
-        load_fusion(settings.models_dir)  # read and checked now, not a cached copy
+        # read and checked now (not a cached copy), at the configured operating point
+        load_fusion(settings.models_dir, settings.operating_point)
     if FACE_QUEUE in queues:
         check_detector(settings.face_detector)
 

@@ -45,7 +45,7 @@ def stack(redis_client, tmp_path_factory) -> Iterator[Stack]:
     service = Stack(REDIS_URL, tmp_path_factory.mktemp("e2e-logs"),
                     api_keys={"dev": "k-" + uuid.uuid4().hex, "other": "k-" + uuid.uuid4().hex},
                     extra_env=E2E_ENV)
-    with service.running(["face", "quality", "fusion", "cnn", "depth3d"]):
+    with service.running(["face", "quality", "fusion", "cnn", "fasnet", "depth3d"]):
         yield service
 
 

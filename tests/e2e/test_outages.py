@@ -30,7 +30,8 @@ POOLS = ["face", "quality", "fusion"]
 def refusing_stack(tmp_path: Path) -> Iterator[tuple[RefusingRedis, Stack]]:
     server = RefusingRedis(tmp_path / "redis")
     service = Stack(server.url(), tmp_path / "logs",
-                    extra_env={"LIVENESS_REQUIRED_QUEUES": ",".join(POOLS)})
+                    extra_env={"LIVENESS_REQUIRED_QUEUES": ",".join(POOLS),
+                               "LIVENESS_DEFAULT_TESTS": "quality"})
     try:
         with service.running(POOLS):
             yield server, service

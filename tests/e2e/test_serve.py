@@ -72,7 +72,7 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
     sink = LogSink(tmp_path / "serve.log")
     serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
                                      "serve", "--port", str(port), "--data-dir", str(tmp_path),
-                                     "--pools", "face,quality,fusion"], env, sink=sink)
+                                     "--pools", "face,cnn,fasnet,fusion"], env, sink=sink)
     try:
         assert sink.wait_for("Ctrl-C stops everything", 120), sink.tail()
         banner = "\n".join(sink.lines)
@@ -90,16 +90,17 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
         job = json.loads(raw)
         assert job["status"] == "done" and job["face_found"] is True, job
 
-        # Supervision: SIGKILL the quality pool's main process; the supervisor says so,
-        # restarts it, /readyz answers 503 meanwhile, and a new job still completes.
+        # Supervision: SIGKILL the cnn pool's (a default test's) main process; the
+        # supervisor says so, restarts it, /readyz answers 503 meanwhile, and a new job
+        # still completes.
         ready = f"http://127.0.0.1:{port}/readyz"
         assert http("GET", ready)[0] == 200
-        quality = [pid for pid in descendants(serve.pid) if "-Q quality" in cmdline(pid)
-                   and "-Q quality" not in cmdline(parent(pid))]
-        assert len(quality) == 1, quality
+        killed = [pid for pid in descendants(serve.pid) if "-Q cnn " in cmdline(pid)
+                   and "-Q cnn " not in cmdline(parent(pid))]
+        assert len(killed) == 1, killed
         start = len(sink.lines)
-        os.kill(quality[0], signal.SIGKILL)
-        assert sink.wait_for("exited: quality (terminated by SIGKILL", 20, start), sink.tail()
+        os.kill(killed[0], signal.SIGKILL)
+        assert sink.wait_for("exited: cnn (terminated by SIGKILL", 20, start), sink.tail()
         went_down = came_back = False
         end = time.monotonic() + 90
         while time.monotonic() < end and not came_back:
@@ -108,7 +109,7 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
             came_back = went_down and status == 200
             time.sleep(0.2)
         assert went_down and came_back, (went_down, came_back)
-        assert sink.wait_for("spawned: 'quality'", 5, start)
+        assert sink.wait_for("spawned: 'cnn'", 5, start)
         status, _, raw = http("POST", f"http://127.0.0.1:{port}/v1/jobs", "dev-key-e2e", body,
                               {"Content-Type": content_type})
         again = json.loads(http("GET", f"http://127.0.0.1:{port}/v1/jobs/"
@@ -140,7 +141,7 @@ def test_serve_is_ready_when_it_says_so_and_keeps_no_image_on_disk(tmp_path: Pat
     sink = LogSink(tmp_path / "serve.log")
     serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
                                      "serve", "--port", str(port), "--data-dir",
-                                     str(tmp_path / "data"), "--pools", "face,quality,fusion"],
+                                     str(tmp_path / "data"), "--pools", "face,cnn,fasnet,fusion"],
                            env, sink=sink)
     base = f"http://127.0.0.1:{port}"
     try:

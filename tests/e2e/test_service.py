@@ -39,10 +39,11 @@ pytestmark = pytest.mark.integration
 FUSED_FIELDS = ("score", "decision", "threshold", "fusion", "face_found", "face", "reasons")
 
 
-def cli_result(path: Path) -> dict:
-    """What ``liveness score --json`` says about the same file."""
+def cli_result(path: Path, tests: str | None = None) -> dict:
+    """What ``liveness score --json`` (``--tests tests``) says about the same file."""
     out = subprocess.run([sys.executable, "-c", "from cli import main; main()",
-                          "score", str(path), "--json"],
+                          "score", str(path), "--json",
+                          *(["--tests", tests] if tests else [])],
                          capture_output=True, text=True, check=False,
                          env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"))
     assert out.returncode == 0, out.stderr
@@ -73,9 +74,12 @@ def test_submit_poll_equals_liveness_score(stack: Stack, face_jpeg: bytes, tmp_p
     assert job["face_found"] is True and job["decision"] in ("live", "spoof")
     # The raw test score is reproducible to ~1e-15 only (the first call in a process
     # sums in another order than later ones); the fused fields above are exactly equal.
-    assert job["tests_detail"]["quality"]["score"] == pytest.approx(
-        expected["tests"]["quality"]["score"], rel=1e-9)
-    assert job["tests_detail"]["quality"]["model"] == expected["tests"]["quality"]["model"]
+    # A job that names no tests runs the registry's defaults, the fusion's recommendation.
+    assert sorted(job["tests"]) == ["cnn", "fasnet"]
+    for test in ("cnn", "fasnet"):
+        assert job["tests_detail"][test]["score"] == pytest.approx(
+            expected["tests"][test]["score"], rel=1e-6), test
+        assert job["tests_detail"][test]["model"] == expected["tests"][test]["model"]
     assert job["missing_tests"] == {}
 
 
@@ -104,7 +108,7 @@ def test_unjudgeable_captures_get_retry_with_the_reason(stack: Stack, kind: str,
     assert job["decision"] == "retry"
     assert reason in job["reasons"] and reason in job["face"]["reasons"]
     assert job["face"]["capture_ok"] is False
-    assert job["tests_detail"]["quality"]["score"] is not None  # the tests still ran
+    assert job["tests_detail"]["cnn"]["score"] is not None  # the tests still ran
 
 
 def _batch_images(n: int) -> list[tuple[str, bytes]]:
@@ -137,7 +141,7 @@ def test_batch_of_20_and_its_csv(stack: Stack):
     rows = list(csv.DictReader(io.StringIO(raw.decode())))
     assert len(rows) == 20
     assert tuple(rows[0])[: len(BASE_COLUMNS)] == BASE_COLUMNS
-    assert "quality_score" in rows[0]
+    assert "cnn_score" in rows[0] and "fasnet_score" in rows[0]
     for row, item in zip(rows, batch["items"], strict=True):
         assert row["path"] == item["name"]
         assert row["decision"] == item["result"]["decision"]
@@ -249,7 +253,7 @@ def test_worker_killed_mid_task_job_still_completes(stack: Stack, face_jpeg: byt
     killed_mid_task = False
     for _attempt in range(3):
         earlier += job_ids
-        job_ids = [stack.submit(face_jpeg)["id"] for _ in range(8)]
+        job_ids = [stack.submit(face_jpeg, tests=["quality"])["id"] for _ in range(8)]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _unacked_on("quality", redis_client) == 0:
             time.sleep(0.005)
@@ -278,6 +282,23 @@ def test_the_cnn_pool_answers_over_http(stack: Stack, face_jpeg: bytes):
     shipped = json.loads((PROJECT_ROOT / "models/cnn/model.json").read_text())["info"]
     assert detail["model"] == shipped["name"] and detail["threshold"] == shipped["threshold"]
 
+
+def test_a_fasnet_job_over_http_equals_liveness_score(stack: Stack, face_jpeg: bytes,
+                                                      tmp_path: Path):
+    """tests=fasnet over HTTP: the fasnet pool's score and the fused fields equal what
+    ``liveness score --tests fasnet`` prints for the same file."""
+    job = stack.wait_job(stack.submit(face_jpeg, tests=["fasnet"])["id"])
+    assert job["status"] == "done" and job["missing_tests"] == {}, job
+    path = tmp_path / "face.jpg"
+    path.write_bytes(face_jpeg)
+    expected = cli_result(path, "fasnet")
+    detail, local = job["tests_detail"]["fasnet"], expected["tests"]["fasnet"]
+    assert detail["error"] is None and 0.0 <= detail["score"] <= 1.0
+    assert detail["score"] == pytest.approx(local["score"], abs=1e-6)
+    for key in ("model", "version", "threshold"):
+        assert detail[key] == local[key], key
+    exact = [k for k in FUSED_FIELDS if k != "score"]
+    assert {k: job[k] for k in exact} == {k: expected[k] for k in exact}
 
 def test_explain_true_returns_the_cnn_grad_cam_png(stack: Stack, face_jpeg: bytes):
     """explain=true over HTTP: links.explanations.cnn serves a PNG to the job's key only."""

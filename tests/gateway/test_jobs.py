@@ -467,7 +467,10 @@ def profiled(db, tmp_path):
 
     save_profile(tmp_path, _lobby())
     owner = next(iter(KEYS))
-    app = build_app(make_settings(models_dir=tmp_path, key_profiles=f"{owner}=lobby"))
+    # A deployment whose default tests are the profile's (quality; the registry's
+    # defaults, cnn+fasnet, would not fit it and stop the gateway).
+    app = build_app(make_settings(models_dir=tmp_path, key_profiles=f"{owner}=lobby",
+                                  default_tests="quality"))
     return app, owner
 
 
@@ -504,7 +507,8 @@ def test_a_profile_named_with_other_tests_is_refused(db, tmp_path):
 
     save_profile(tmp_path, _lobby("both", ("quality", "cnn")))
     save_profile(tmp_path, _lobby("lobby"))
-    app = build_app(make_settings(models_dir=tmp_path, key_profiles="bob=lobby"))
+    app = build_app(make_settings(models_dir=tmp_path, key_profiles="bob=lobby",
+                                  default_tests="quality"))
     client = app.test_client()
     for form in ({"profile": "both"}, {"profile": "both", "tests": "quality"},
                  {"profile": "both", "tests": "cnn"}):
@@ -536,7 +540,7 @@ def test_a_default_profile_that_does_not_fit_the_default_tests_stops_the_gateway
     from common.profiles import save_profile
 
     save_profile(tmp_path, _lobby("both", ("quality", "cnn")))
-    with pytest.raises(ModelError, match=r"cnn\+quality; the default tests .* quality"):
+    with pytest.raises(ModelError, match=r"cnn\+quality; the default tests .* cnn\+fasnet"):
         build_app(make_settings(models_dir=tmp_path, default_profile="both"))
     with pytest.raises(ModelError, match="LIVENESS_KEY_PROFILES"):
         build_app(make_settings(models_dir=tmp_path, key_profiles="bob=both"))
@@ -558,14 +562,15 @@ def test_a_default_profile_fitted_on_another_model_version_stops_the_gateway(db,
     stale.models["quality"]["version"] = "1999.01.01"
     save_profile(tmp_path, stale)
     with pytest.raises(ModelError, match=f"1999.01.01.*{shipped['version']}"):
-        build_app(make_settings(models_dir=tmp_path, default_profile="stale"))
+        build_app(make_settings(models_dir=tmp_path, default_profile="stale",
+                                default_tests="quality"))
 
 
 def test_a_profile_written_while_the_gateway_runs_is_picked_up(db, tmp_path):
     """Issue 15.16: `liveness calibrate` writes a profile; no restart is needed."""
     from common.profiles import save_profile
 
-    app = build_app(make_settings(models_dir=tmp_path))
+    app = build_app(make_settings(models_dir=tmp_path, default_tests="quality"))
     client = app.test_client()
     assert submit(client, profile="lobby").status_code == 422
     app.extensions["liveness"].jobs.profiles.check_s = 0.0
@@ -577,11 +582,12 @@ def test_a_profile_written_while_the_gateway_runs_is_picked_up(db, tmp_path):
 
 def test_explain_without_a_test_that_explains_is_refused(client):
     """Issue 15.15: explain=true without the cnn test ended with an empty list."""
-    response = submit(client, explain="true")
+    response = submit(client, explain="true", tests="quality,fasnet")
     assert response.status_code == 422
     error = response.get_json()["error"]
     assert error["code"] == "explain_unsupported" and "cnn" in error["message"]
     assert submit(client, explain="true", tests="quality,cnn").status_code == 202
+    assert submit(client, explain="true").status_code == 202  # the defaults include cnn
     assert submit(client, explain="false").status_code == 202
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import cv2
 import numpy as np
 import pytest
 import redis
@@ -109,6 +110,21 @@ def test_the_cnn_pool_answers_with_the_shipped_model(jobs: JobService, astronaut
     assert detail["score"] == pytest.approx(local["tests"]["cnn"]["score"], abs=1e-5)
     assert job["decision"] == local["decision"]
 
+
+def test_the_fasnet_pool_answers_with_the_shipped_model(jobs: JobService, astronaut: bytes
+                                                        ) -> None:
+    """The fasnet pool serves models/fasnet on the face stage's face; its score equals
+    the in-process one."""
+    job = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut, tests=["fasnet"])["id"])
+    assert job["status"] == "done", job
+    detail = job["tests_detail"]["fasnet"]
+    assert detail["error"] is None and 0.0 <= detail["score"] <= 1.0
+    shipped = json.loads((PROJECT_ROOT / "models/fasnet/model.json").read_text())["info"]
+    assert (detail["model"], detail["version"], detail["threshold"]) == (
+        shipped["name"], shipped["version"], shipped["threshold"])
+    local = score_image(decode_image(astronaut), load_tests(["fasnet"])).to_dict()
+    assert detail["score"] == pytest.approx(local["tests"]["fasnet"]["score"], abs=1e-6)
+    assert job["face"] == local["face"] and job["decision"] == local["decision"]
 
 def test_absent_model_is_recorded_and_fusion_uses_the_rest(settings: Settings,
                                                            astronaut: bytes) -> None:
@@ -257,6 +273,9 @@ def test_the_cnn_pool_stores_a_grad_cam_png_when_asked(jobs: JobService, astrona
     assert job["status"] == "done" and job["explanations"] == ["cnn"], job
     png = jobs.get_explanation("owner-a", job["id"], "cnn")
     assert png is not None and png.startswith(b"\x89PNG")
+    # the fusion pool added the job's decision in its own band under the test's verdict
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert tuple(image[-2, -2]) == (60, 40, 0)
     assert jobs.get_explanation("owner-b", job["id"], "cnn") is None
     assert jobs.get_explanation("owner-a", job["id"], "quality") is None  # no such explainer
     ttl = redis_db.ttl(JobStore.explanations_key(job["id"]))

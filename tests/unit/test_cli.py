@@ -86,6 +86,13 @@ def test_train_writes_model_card_and_validation(trained):
     assert set(model.info.metrics["per_collection"]) == {"alpha", "beta"}
     card = (folder / "MODEL_CARD.md").read_text()
     assert "leave-one-collection-out" in card and "| alpha |" in card
+    # each held-out collection also at the shipped threshold; the mean and worst rows
+    at_shipped = model.info.metrics["per_collection_at_shipped_threshold"]
+    assert set(at_shipped) == {"alpha", "beta"}
+    assert f"| ACER at {model.info.threshold:.4f} |" in card
+    assert "| **mean** |" in card and "| **worst** |" in card
+    assert {"auc_mean", "auc_min", "eer_mean", "hter_mean", "shipped_acer_mean"} <= set(
+        model.info.metrics["summary"])
     for name in ("report.md", "report.json", "roc.png", "det.png", "scores.png"):
         assert (folder / "validation" / name).is_file()
     from common.evaluation.oof import read_oof_scores
@@ -99,7 +106,7 @@ def test_train_writes_model_card_and_validation(trained):
 def test_score_csv_matches_in_process_pipeline(trained, datasets, tmp_path, monkeypatch):
     out = tmp_path / "results.csv"
     result = CliRunner().invoke(main, ["score", str(datasets[0]), "--out", str(out),
-                                       "--models-dir", str(trained)])
+                                       "--tests", "quality", "--models-dir", str(trained)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 24
@@ -119,7 +126,7 @@ def test_score_json_and_bad_files(trained, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
     result = CliRunner().invoke(main, ["score", str(good), str(bad), "--json",
-                                       "--models-dir", str(trained)])
+                                       "--tests", "quality", "--models-dir", str(trained)])
     assert result.exit_code == 1  # one file could not be scored
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert lines[0]["result"]["decision"] in ("live", "spoof")
@@ -138,7 +145,8 @@ def test_score_unknown_test_is_a_clear_error(trained, tmp_path):
 def test_evaluate_writes_iso_report(trained, datasets, tmp_path):
     out = tmp_path / "eval"
     result = CliRunner().invoke(main, ["evaluate", "--data", str(datasets[1]), "--out", str(out),
-                                       "--models-dir", str(trained), "--jobs", "1"])
+                                       "--tests", "quality", "--models-dir", str(trained),
+                                       "--jobs", "1"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["n_bona_fide"] == 12 and report["n_attacks"] == {"print": 12}
@@ -159,7 +167,8 @@ def test_calibrate_writes_a_profile_the_pipeline_applies(trained, datasets, tmp_
     shutil.copytree(trained / "quality", models / "quality")
     result = CliRunner().invoke(main, [
         "calibrate", "--data", str(datasets[0]), "--data", str(datasets[1]), "--name", "lab",
-        "--operating-point", "eer", "--models-dir", str(models), "--jobs", "1",
+        "--tests", "quality", "--operating-point", "eer", "--models-dir", str(models),
+        "--jobs", "1",
         "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     assert "APCER" in result.output and "after (profile, 5-fold CV)" in result.output
@@ -169,7 +178,7 @@ def test_calibrate_writes_a_profile_the_pipeline_applies(trained, datasets, tmp_
     assert profile.operating_point == "eer" and profile.fitted_on["images"] == 48
     assert (tmp_path / "report" / "reliability.png").is_file()
     scored = CliRunner().invoke(main, ["score", str(datasets[0]), "--json", "--profile", "lab",
-                                       "--models-dir", str(models)])
+                                       "--tests", "quality", "--models-dir", str(models)])
     assert scored.exit_code == 0, scored.output
     first = json.loads(scored.stdout.splitlines()[0])["result"]
     assert first["operating_point"] == "eer" and first["fusion"].endswith("@lab")
@@ -186,7 +195,7 @@ def test_calibrate_writes_a_profile_the_pipeline_applies(trained, datasets, tmp_
     (models / "profiles" / "lab.json").write_text(json.dumps(stale))
     time.sleep(1.1)  # this process's profile catalog looks for changed files once a second
     refused = CliRunner().invoke(main, ["score", str(datasets[0]), "--profile", "lab",
-                                        "--models-dir", str(models)])
+                                        "--tests", "quality", "--models-dir", str(models)])
     assert refused.exit_code != 0 and "1999.01.01" in refused.output
     bad = CliRunner().invoke(main, ["calibrate", "--data", str(datasets[0]), "--name", "../x",
                                     "--models-dir", str(models)])
@@ -220,7 +229,8 @@ def test_liveness_tests_lists_the_registry(plugin_on_path):
                                 env={"LIVENESS_MODELS_DIR": str(plugin_on_path.models_dir)})
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
-    assert rows["quality"]["default"] is True and rows["quality"]["model"].startswith("wiqa")
+    assert rows["quality"]["default"] is False and rows["quality"]["model"].startswith("wiqa")
+    assert rows["cnn"]["default"] is True and rows["fasnet"]["default"] is True
     assert rows["brightness"]["queue"] == "brightness" and rows["brightness"]["default"] is False
     assert rows["cnn"]["model"].startswith("unavailable")
 

@@ -3,6 +3,8 @@ crop scales, the feature cache and the leave-one-collection-out probe."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from skimage import data
@@ -109,6 +111,12 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
     text = card.read_text()
     assert "Leave-one-collection-out" in text and "seed dense head" in text
     assert "| mobilenet_v2_035_96 frozen, face+frame |" in text and " ms, " in text
+    # every held-out collection at its fold's threshold and at the shipped one
+    info = json.loads((out / "model.json").read_text())["info"]
+    at_shipped = info["metrics"]["per_collection_at_shipped_threshold"]
+    assert set(at_shipped) == set(info["metrics"]["per_collection"]) == {"c1", "c2"}
+    assert f"| ACER at {info['threshold']:.4f} |" in text
+    assert "| c1 |" in text and "| **mean** |" in text and "| **worst** |" in text
     assert (out / "model.tflite").is_file() and (out / "evaluation" / "roc.png").is_file()
     test = CnnTest.from_dir(out)
     assert test.info.version == "t1" and test.scales == ["face", "frame"]

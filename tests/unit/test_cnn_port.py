@@ -17,7 +17,7 @@ import pytest
 from skimage import data
 
 from workers.cnn.imagenet_port import imagenet_centre_crop
-from workers.cnn.torch_checkpoint import LEGACY_MAGIC, CheckpointError, load_state_dict
+from workers.torch_port import LEGACY_MAGIC, CheckpointError, load_state_dict
 
 # --- writing checkpoints the way torch.save does, with stand-in torch classes ------------
 

@@ -123,3 +123,97 @@ def test_a_score_inside_the_band_is_a_retry_with_its_reason() -> None:
     assert inside.operating_point == "eer" and inside.score == pytest.approx(0.6)
     outside = combine(face, {"quality": TestOutcome(score=0.7)}, 0.1, fusion)
     assert outside.decision == "live" and RETRY_BAND not in outside.reasons
+
+
+# --- the default operating point and honest leave-one-collection-out (issue 16) ---------
+def test_worst_bpcer_threshold_by_hand() -> None:
+    from workers.fusion.operating import worst_bpcer_threshold
+
+    s = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.8, 0.05, 0.6, 0.7])
+    y = np.array([1, 1, 1, 1, 1, 1, 0, 1, 1])
+    c = np.array(["a", "a", "a", "a", "b", "b", "a", "b", "b"])
+    # a's live: .1 .2 .3 .4 ; b's live: .6 .7 .8 .9
+    assert worst_bpcer_threshold(s, y, c, 0.0) == pytest.approx(0.1)    # nobody refused
+    assert worst_bpcer_threshold(s, y, c, 0.25) == pytest.approx(0.2)   # one of a's four
+    assert worst_bpcer_threshold(s, y, c, 0.5) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="bona fide"):
+        worst_bpcer_threshold(s[6:7], y[6:7], c[6:7], 0.1)
+
+
+def test_the_rule_meets_its_caps_with_the_lowest_apcer() -> None:
+    from workers.fusion.operating import (
+        InnerFold,
+        LocoBpcerPoint,
+        choose_worst_bpcer,
+        parse_point,
+    )
+
+    point = parse_point("loco-bpcer<=10%/25%")
+    assert point == LocoBpcerPoint(0.10, 0.25) and point.name == "loco-bpcer<=10%/25%"
+    assert parse_point("apcer<=5%") == "apcer<=5%"
+    rng = np.random.default_rng(3)
+    folds = []
+    for _ in range(5):  # training live ~ N(0.6, .1); held-out live shifted down to 0.55
+        train = np.concatenate([rng.normal(0.6, 0.1, 50), rng.normal(0.2, 0.1, 50)])
+        labels = np.array([1] * 50 + [0] * 50)
+        test = np.concatenate([rng.normal(0.55, 0.1, 40), rng.normal(0.2, 0.1, 40)])
+        folds.append(InnerFold(train, labels, np.array(["x"] * 100), test,
+                               np.array([1] * 40 + [0] * 40)))
+    choice = choose_worst_bpcer(folds, point)
+    assert choice.feasible
+    picked = next(r for r in choice.candidates if r["q"] == choice.q)
+    assert picked["bpcer_mean"] <= 0.10 and picked["bpcer_worst"] <= 0.25
+    # every other candidate that meets both caps accepts at least as many attacks
+    for row in choice.candidates:
+        if row["bpcer_mean"] <= 0.10 and row["bpcer_worst"] <= 0.25:
+            assert row["apcer_mean"] >= picked["apcer_mean"]
+    impossible = choose_worst_bpcer(folds, LocoBpcerPoint(0.0, 0.0))
+    assert not impossible.feasible and impossible.q == 0.0
+
+
+def test_loco_never_lets_the_held_out_collection_into_fitting_or_thresholding(tmp_path
+                                                                              ) -> None:
+    """Scramble one collection's scores: its fold's thresholds (default and strict
+    points) do not move; only what is judged on it does."""
+    from workers.fusion.train import loco
+
+    files = _oof_files(tmp_path, np.random.default_rng(5))
+    table = load_score_table(files)
+    scrambled = load_score_table(files)
+    held = table.collections == "c2"
+    rng = np.random.default_rng(9)
+    scrambled.S[held] = rng.uniform(0.001, 0.999, scrambled.S[held].shape)
+    for point in ("loco-bpcer<=10%/25%", "apcer<=5%"):
+        a = loco("logistic", table, point, {"quality": 0.5, "cnn": 0.5})
+        b = loco("logistic", scrambled, point, {"quality": 0.5, "cnn": 0.5})
+        for subset in a:
+            rows = held & ~np.isnan(a[subset].oof_threshold)
+            assert rows.any()
+            np.testing.assert_array_equal(a[subset].oof_threshold[rows],
+                                          b[subset].oof_threshold[rows])
+            assert not np.allclose(a[subset].oof[rows], b[subset].oof[rows])
+            assert a[subset].per_collection["c2"].threshold == \
+                b[subset].per_collection["c2"].threshold  # c2's own fold
+
+
+def test_the_shipped_model_takes_every_named_point_and_a_calibration(tmp_path) -> None:
+    from common.errors import ModelError
+
+    files = _oof_files(tmp_path, np.random.default_rng(2))
+    train_fusion(files, tmp_path / "fusion", {"quality": 0.5, "cnn": 0.5}, version="t")
+    default = load_fusion(tmp_path)
+    strict = load_fusion(tmp_path, "apcer<=1%")
+    assert default.operating_point == "loco-bpcer<=10%/25%"
+    assert strict.operating_point == "apcer<=1%"
+    import json
+
+    shipped = json.loads((tmp_path / "fusion" / "model.json").read_text())["params"]["subsets"]
+    for subset, model in default.subsets.items():
+        points = shipped["+".join(sorted(subset))]["operating_points"]
+        assert model.threshold == points["loco-bpcer<=10%/25%"]
+        assert strict.subsets[subset].threshold == points["apcer<=1%"]
+        assert model.calibrator is not None
+    with pytest.raises(ModelError, match="no threshold for operating point 'eer'"):
+        load_fusion(tmp_path, "eer")
+    with pytest.raises(ModelError, match="no trained fusion"):
+        load_fusion(tmp_path / "nowhere", "apcer<=5%")

@@ -20,7 +20,7 @@ from common.queueing import make_celery
 from common.registry import TestRegistry, default_registry
 from workers.tasks import verify_models
 
-SHIPPED = ("cnn", "quality", "fusion")
+SHIPPED = ("cnn", "fasnet", "quality", "fusion")
 
 
 def _load(models: Path, name: str) -> object:
@@ -72,6 +72,7 @@ def test_the_shipped_folder_loads_and_every_tampered_file_is_refused(models: Pat
 
 
 @pytest.mark.parametrize(("name", "weight"), [("cnn", "model.tflite"),
+                                              ("fasnet", "model.tflite"),
                                               ("quality", "weights.npz")])
 def test_a_weight_file_the_manifest_does_not_list_is_never_loaded(models: Path, name: str,
                                                                   weight: str) -> None:

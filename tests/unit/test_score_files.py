@@ -80,6 +80,6 @@ def test_score_out_escapes_file_names_that_start_like_a_formula(tmp_path, monkey
     scored = rows[-1]
     assert scored["decision"] in ("live", "spoof", "retry")
     assert 0.0 <= float(scored["score_live"]) <= 1.0           # numbers stay numbers
-    assert float(scored["quality_score"]) >= 0.0
+    assert float(scored["cnn_score"]) >= 0.0 and float(scored["fasnet_score"]) >= 0.0
     printed = CliRunner().invoke(main, ["score", "--", "-face.png"])
     assert printed.stdout.startswith("-face.png\t")               # the terminal shows it as is

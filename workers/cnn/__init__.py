@@ -11,6 +11,7 @@ SPEC = TestSpec(
     name="cnn",
     description="face-crop CNN: frozen ImageNet backbone at two crop scales, linear head",
     scorer="workers.cnn.scorer:CnnTest",
+    default=True,
     trainer="workers.cnn.cli:train_cnn_command",
     explains=True,  # Grad-CAM PNG (explain=true)
 )

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from workers.cnn.imagenet_port import batch_norm, conv_kernel, depthwise_kernel
+from workers.torch_port import batch_norm, conv_kernel, depthwise_kernel
 
 #: (repeats, kernel, stride, expand ratio, output channels) per stage.
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -59,7 +59,7 @@ def block_configs() -> list[tuple[int, int, int, int, int]]:
 def efficientnet_lite0(input_side: int = 224, include_top: bool = False,
                        classes: int = 1000) -> object:
     """The Keras EfficientNet-Lite0 (random weights; :func:`lite0_weights` +
-    ``imagenet_port.load_into`` give ImageNet's). Output: class probabilities with
+    ``workers.torch_port.load_into`` give ImageNet's). Output: class probabilities with
     ``include_top``, else the last feature map (N, side/32, side/32, 1280)."""
     import keras
     from keras import layers

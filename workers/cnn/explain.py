@@ -53,7 +53,9 @@ def _view(image: np.ndarray, face: FaceDetection | None, scale: str) -> np.ndarr
 def explanation_png(image: np.ndarray, face: FaceDetection | None, maps: np.ndarray,
                     scales: Sequence[str], score: float, threshold: float) -> bytes:
     """The PNG bytes: one panel per scale (its view with the Grad-CAM map of the
-    decision over it) under a caption naming the decision, score and threshold.
+    test's verdict over it) under a caption naming that verdict, score and threshold —
+    the test's own, not the job's: the fusion adds the job's decision below
+    (:func:`common.explanations.add_decision_caption`).
 
     ``image`` RGB uint8 (H, W, 3); ``maps`` (h, w, S) float32, one channel per scale.
     """
@@ -69,9 +71,10 @@ def explanation_png(image: np.ndarray, face: FaceDetection | None, maps: np.ndar
     if body.shape[1] < PANEL:  # a narrow (portrait) frame: keep room for the caption
         pad = np.zeros((body.shape[0], PANEL - body.shape[1], 3), np.uint8)
         body = np.concatenate([body, pad], axis=1)
-    decision = "live" if bona_fide else "spoof"
-    lines = [f"cnn: {decision} - evidence for {decision}",
-             f"P(live) {score:.3f}, threshold {threshold:.3f}"]
+    verdict = "live" if bona_fide else "spoof"
+    relation = ">=" if bona_fide else "<"
+    lines = [f"cnn test's own verdict: {verdict} (evidence for {verdict} shown)",
+             f"P(live) {score:.3f} {relation} its threshold {threshold:.3f}"]
     caption = np.zeros((_LINE * len(lines) + 6, body.shape[1], 3), np.uint8)
     for i, text in enumerate(lines):
         cv2.putText(caption, text, (6, _LINE * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,

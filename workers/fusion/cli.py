@@ -9,13 +9,14 @@ from pathlib import Path
 import click
 
 from common.config import get_settings
+from workers.fusion.operating import DEFAULT_POINT, STRICT_POINTS
 
 
 @click.command("fusion")
 @click.option("--data", "data", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset folder(s) whose images to fuse on (repeatable; default: every "
                    "image the score files hold).")
-@click.option("--tests", "tests", default="quality,cnn", show_default=True,
+@click.option("--tests", "tests", default="quality,cnn,fasnet", show_default=True,
               help="Comma-separated tests to fuse.")
 @click.option("--scores", "scores", multiple=True, metavar="TEST=PATH",
               help="A test's out-of-fold score CSV (default: the one its trainer wrote "
@@ -27,9 +28,15 @@ from common.config import get_settings
 @click.option("--jobs", type=int, default=None, help="Processes for --score-in-process.")
 @click.option("--models-dir", type=click.Path(file_okay=False), default=None,
               help="Where the tests' models are (default: $LIVENESS_MODELS_DIR or ./models).")
-@click.option("--operating-point", default="apcer<=5%", show_default=True,
-              help="Threshold rule: apcer<=5% (lowest BPCER at APCER ≤ 5 %), apcer<=1%, eer, "
+@click.option("--operating-point", default=DEFAULT_POINT, show_default=True,
+              help="The default threshold rule: loco-bpcer<=A%/B% (held-out BPCER ≤ A % on "
+                   "average, ≤ B % on any collection, lowest APCER; workers/fusion/"
+                   "operating.py), apcer<=5% (lowest BPCER at APCER ≤ 5 %), apcer<=1%, eer, "
                    "bpcer<=N%.")
+@click.option("--alternatives", default=",".join(STRICT_POINTS), show_default=True,
+              help="Further operating points whose thresholds ship too "
+                   "(LIVENESS_OPERATING_POINT picks one) and whose held-out figures the card "
+                   "shows; comma-separated, empty for none.")
 @click.option("--retry-band", default=0.5, show_default=True, type=click.FloatRange(0, 10),
               help="Half-width of the retry band around the threshold, in fused log-odds.")
 @click.option("--methods", default="rule,lda,logistic", show_default=True,
@@ -39,8 +46,8 @@ from common.config import get_settings
 @click.option("--version", "model_version", default=None, help="Model version (default: date).")
 def train_fusion_command(data: tuple[str, ...], tests: str, scores: tuple[str, ...],
                          fresh: tuple[str, ...], jobs: int | None, models_dir: str | None,
-                         operating_point: str, retry_band: float, methods: str,
-                         out: str | None, model_version: str | None) -> None:
+                         operating_point: str, alternatives: str, retry_band: float,
+                         methods: str, out: str | None, model_version: str | None) -> None:
     """Validate rule / LDA / logistic fusion leave-one-collection-out; write the best."""
     from common.datasets import open_dataset
     from workers.fusion.train import default_score_file, in_process_scores, train_fusion
@@ -72,7 +79,8 @@ def train_fusion_command(data: tuple[str, ...], tests: str, scores: tuple[str, .
         card = train_fusion(files, Path(out) if out else root / "fusion", thresholds, datasets,
                             operating_point, retry_band,
                             [m.strip() for m in methods.split(",") if m.strip()],
-                            model_version, command)
+                            model_version, command,
+                            [a.strip() for a in alternatives.split(",") if a.strip()])
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"fusion model and card written ({card})", err=True)

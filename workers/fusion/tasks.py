@@ -22,13 +22,14 @@ from typing import Any
 from common.config import Settings
 from common.egress import Resolver, parse_allowlist, system_resolver
 from common.errors import LivenessError
+from common.explanations import add_decision_caption
 from common.fusion import Fusion
 from common.imageio import decode_image
 from common.jobs import job_view
 from common.jobstore import TERMINAL, JobStore
 from common.pipeline import combine, profiles_for, run_face_stage
 from common.profiles import Profile, ProfileMismatchError
-from common.result import FaceBox, FaceDetection, TestOutcome
+from common.result import FaceBox, FaceDetection, LivenessResult, TestOutcome
 from common.webhooks import deliver, tenant_secret
 from workers.base import FACE_DETECTIONS, FACE_STAGE, IMAGE_MISSING
 
@@ -178,6 +179,8 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
     result = dataclasses.replace(result, missing_tests=missing, timings=timings)
     errors = [o.error or "" for o in outcomes.values()]
     status = "failed" if errors and all(e.startswith(IMAGE_MISSING) for e in errors) else "done"
+    if status == "done":
+        _caption_explanations(store, job_id, result)
     store.finish(job_id, status, result.to_dict(),
                  error=IMAGE_MISSING if status == "failed" else None)
     states = {
@@ -189,6 +192,20 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
     _notify(job, job_id, on_finished)
     log.info("job %s finished by %s (missing: %s)", job_id, trigger, sorted(missing))
     return True
+
+
+def _caption_explanations(store: JobStore, job_id: str, result: LivenessResult) -> None:
+    """Add the job's decision under each stored explanation (the test drew only its own
+    verdict); a failure is logged and leaves the explanation as the test stored it."""
+    job = store.get_job(job_id)
+    for test in (job or {}).get("explanations", []):
+        try:
+            png = store.get_explanation(job_id, test)
+            if png is not None:
+                store.put_explanation(job_id, test, add_decision_caption(png, result))
+        except (LivenessError, ValueError):
+            log.exception("job %s: the %s explanation keeps its own caption only", job_id,
+                          test)
 
 
 def _notify(job: dict[str, Any], job_id: str, on_finished: Callable[[str], None] | None) -> None:

@@ -1,8 +1,10 @@
-"""Read a PyTorch checkpoint (a ``state_dict`` of tensors) without PyTorch and without
-unpickling arbitrary code.
+"""PyTorch weights for Keras models without PyTorch: a safe ``state_dict`` reader and
+the layout transposes every port needs (the CNN test's ImageNet backbones,
+:mod:`workers.cnn.imagenet_port`; the fasnet test's MiniFASNet pair,
+:mod:`workers.fasnet.port`).
 
-A ``.pth`` file is a pickle of a dict of tensors whose raw storages are kept outside the
-pickle. PyTorch has written two layouts (``torch/serialization.py``):
+**Reader.** A ``.pth`` file is a pickle of a dict of tensors whose raw storages are kept
+outside the pickle. PyTorch has written two layouts (``torch/serialization.py``):
 
 * the zip layout (PyTorch ≥ 1.6): ``<name>/data.pkl`` plus one file per storage,
   ``<name>/data/<key>``;
@@ -15,6 +17,12 @@ accepts only what a plain state dict needs — ``collections.OrderedDict``, the 
 rebuild functions of ``torch._utils`` and the typed storage classes — and refuses
 anything else with :class:`CheckpointError`, so a malicious file cannot execute code.
 Tensors come back as C-contiguous NumPy arrays with their shape and dtype.
+
+**Layouts.** PyTorch is NCHW, Keras NHWC: convolutions (out, in, kh, kw) → (kh, kw, in,
+out) (:func:`conv_kernel`), depthwise (C, 1, kh, kw) → (kh, kw, C, 1)
+(:func:`depthwise_kernel`), linear (out, in) → (in, out); batch norm's weight, bias,
+running mean and variance are Keras's gamma, beta, moving mean and variance
+(:func:`batch_norm`), with PyTorch's epsilon 1e-5 (:func:`load_into`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import collections
 import io
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +214,52 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path.name}: holds a {type(obj).__name__}, not a state dict")
     return dict(_materialise(obj))
+
+
+TORCH_BN_EPSILON = 1e-5
+
+
+def conv_kernel(w: np.ndarray) -> np.ndarray:
+    """PyTorch convolution weights (out, in, kh, kw) → Keras (kh, kw, in, out)."""
+    return np.transpose(w, (2, 3, 1, 0))
+
+
+def depthwise_kernel(w: np.ndarray) -> np.ndarray:
+    """PyTorch depthwise weights (C, 1, kh, kw) → Keras (kh, kw, C, 1)."""
+    return np.transpose(w, (2, 3, 0, 1))
+
+
+def batch_norm(sd: Mapping[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+    """A PyTorch batch norm's weight, bias, running mean and variance, Keras's order."""
+    return [sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], sd[f"{prefix}.running_mean"],
+            sd[f"{prefix}.running_var"]]
+
+
+def load_into(model: object, weights: Mapping[str, list[np.ndarray]],
+              bn_epsilon: float | None = TORCH_BN_EPSILON) -> int:
+    """Set ``weights`` on the layers of a Keras ``model`` by name; batch-norm layers get
+    ``bn_epsilon`` (the checkpoint's; ``None`` keeps the model's). Layers absent from the
+    model (e.g. ``predictions`` without the top) are skipped. Returns how many layers
+    were set; raises :class:`common.errors.ModelError` on a shape mismatch or when no
+    layer matched."""
+    import keras
+
+    from common.errors import ModelError
+
+    names = {layer.name: layer for layer in model.layers}  # type: ignore[attr-defined]
+    done = 0
+    for name, values in weights.items():
+        layer = names.get(name)
+        if layer is None:
+            continue
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        if expected != [tuple(v.shape) for v in values]:
+            raise ModelError(f"layer {name}: weights {[v.shape for v in values]} do not fit "
+                             f"{expected}")
+        layer.set_weights([np.asarray(v, np.float32) for v in values])
+        if bn_epsilon is not None and isinstance(layer, keras.layers.BatchNormalization):
+            layer.epsilon = bn_epsilon
+        done += 1
+    if not done:
+        raise ModelError("no layer of the model matched the checkpoint")
+    return done

@@ -74,7 +74,7 @@ compare-cnn: setup  ## The CNN comparison of models/cnn/COMPARISON.md: fine-tuni
 train-fasnet: setup  ## Port Minivision's MiniFASNet pair (../shared/weights/silent-face), compare box mappings and heads on the 20 collections of $(DATA), write models/fasnet (minutes; about a minute once faces and network outputs are cached in .cache/fasnet)
 	$(BIN)/liveness train fasnet $(TRAIN_DATA) --out models/fasnet
 
-train-fusion: setup  ## Refit the shipped fusion on the quality, cnn and fasnet out-of-fold scores of $(DATA) (about a minute)
+train-fusion: setup  ## Refit the shipped fusion on the quality, cnn and fasnet out-of-fold scores of $(DATA) (about 2 minutes)
 	$(BIN)/liveness train fusion --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
 	    --data $(DATA)/replay_extra --data $(DATA)/webcam_frames --tests quality,cnn,fasnet \
 	    --operating-point 'loco-bpcer<=10%/25%' --alternatives 'apcer<=5%,apcer<=1%'

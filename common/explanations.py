@@ -17,6 +17,45 @@ from common.result import LivenessResult
 
 _LINE = 18
 _BAND_COLOUR = (60, 40, 0)  # BGR: a dark blue band, unlike the test's black caption
+_FONT, _SCALE, _MARGIN = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 6
+
+
+def wrap_to_width(lines: list[str], width: int) -> list[str]:
+    """``lines`` broken at spaces so that each fits ``width`` pixels in the captions'
+    font (OpenCV's Hershey simplex at 0.45, a 6 px margin each side); a single word
+    longer than that is cut to fit. Returns the new lines (at least one per input line)."""
+    room = max(width - 2 * _MARGIN, 1)
+
+    def fits(text: str) -> bool:
+        return cv2.getTextSize(text, _FONT, _SCALE, 1)[0][0] <= room
+
+    out: list[str] = []
+    for line in lines:
+        current = ""
+        for word in line.split(" "):
+            candidate = f"{current} {word}" if current else word
+            if fits(candidate):
+                current = candidate
+                continue
+            if current:
+                out.append(current)
+            while not fits(word) and len(word) > 1:
+                word = word[:-1]
+            current = word
+        out.append(current)
+    return out
+
+
+def caption_band(lines: list[str], width: int, colour: tuple[int, int, int]) -> np.ndarray:
+    """A (h, ``width``, 3) uint8 band of ``colour`` with ``lines`` in white, wrapped to
+    the width (:func:`wrap_to_width`); ``h`` grows with the wrapped lines."""
+    wrapped = wrap_to_width(lines, width)
+    band = np.zeros((_LINE * len(wrapped) + 6, width, 3), np.uint8)
+    band[:] = colour
+    for i, text in enumerate(wrapped):
+        cv2.putText(band, text, (_MARGIN, _LINE * (i + 1)), _FONT, _SCALE, (255, 255, 255),
+                    1, cv2.LINE_AA)
+    return band
 
 
 def decision_caption_lines(result: LivenessResult) -> list[str]:
@@ -40,12 +79,7 @@ def add_decision_caption(png: bytes, result: LivenessResult) -> bytes:
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("the explanation is not a decodable image")
-    lines = decision_caption_lines(result)
-    band = np.zeros((_LINE * len(lines) + 6, image.shape[1], 3), np.uint8)
-    band[:] = _BAND_COLOUR
-    for i, text in enumerate(lines):
-        cv2.putText(band, text, (6, _LINE * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+    band = caption_band(decision_caption_lines(result), image.shape[1], _BAND_COLOUR)
     ok, out = cv2.imencode(".png", np.concatenate([image, band]))
     if not ok:  # pragma: no cover - OpenCV always encodes 8-bit BGR
         raise RuntimeError("PNG encoding failed")

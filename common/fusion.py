@@ -194,8 +194,8 @@ class LinearLogOddsFusion:
             if select and select != operating_point:
                 points = model.get("operating_points") or {}
                 if select not in points:
-                    raise ModelError(f"fusion model {name!r} has no threshold for operating "
-                                     f"point {select!r} (subset {key}); it ships: "
+                    raise ModelError(f"LIVENESS_OPERATING_POINT={select!r}: fusion model "
+                                     f"{name!r} has no threshold for it; it ships: "
                                      f"{', '.join(points) or operating_point}")
                 subset_threshold = float(points[select])
             self.subsets[tests] = SubsetModel(weights, float(model["bias"]), subset_threshold,

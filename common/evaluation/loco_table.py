@@ -138,6 +138,9 @@ def shipped_models_table(models_dir: str | Path, names: Sequence[str]) -> str:
         metrics = info.get("metrics", {})
         summary = metrics.get("summary", {})
         model = f"`{info.get('name')}` {info.get('version')}"
+        headline = metrics.get("headline_tests")
+        if headline:  # the fusion: whose figures these are (the default tests)
+            name = f"{name} ({' + '.join(headline)}: the default job)"
         if not all(k in summary for k in TABLE_KEYS):
             rows.append(f"| {name} | {model} | | (retrain: no leave-one-collection-out "
                         "summary in model.json) | | | | | |")

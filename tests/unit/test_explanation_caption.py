@@ -37,3 +37,18 @@ def test_the_band_is_added_below_the_test_s_own_image() -> None:
     assert tuple(out[-2, -2]) == (60, 40, 0)                  # the band, apart from it
     with pytest.raises(ValueError, match="not a decodable image"):
         add_decision_caption(b"not a png", _result("live", 0.9))
+
+
+def test_caption_lines_are_wrapped_to_the_image_width_and_nothing_is_cut() -> None:
+    """A 224-px-wide explanation cut its caption at the right edge (fresh-clone check)."""
+    from common.explanations import _FONT, _MARGIN, _SCALE, caption_band, wrap_to_width
+
+    lines = ["cnn test's own verdict: live (evidence for live shown)",
+             "fused score 0.829 >= threshold 0.118 (cnn, fasnet)"]
+    wrapped = wrap_to_width(lines, 224)
+    assert len(wrapped) > len(lines)
+    assert " ".join(wrapped).split() == " ".join(lines).split()   # every word kept, in order
+    assert all(cv2.getTextSize(t, _FONT, _SCALE, 1)[0][0] <= 224 - 2 * _MARGIN
+               for t in wrapped)
+    assert caption_band(lines, 224, (0, 0, 0)).shape == (18 * len(wrapped) + 6, 224, 3)
+    assert wrap_to_width(["x" * 400], 60)[0] and wrap_to_width([""], 60) == [""]

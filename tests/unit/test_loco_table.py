@@ -87,7 +87,8 @@ def test_the_one_table_reads_every_shipped_model_and_says_when_figures_are_missi
     names = ["cnn", "fasnet", "quality", "fusion"]
     table = shipped_models_table(PROJECT_ROOT / "models", [*names, "depth3d"])
     rows = table.splitlines()[2:]
-    assert [row.split(" | ")[0].lstrip("| ") for row in rows] == names  # no depth3d folder
+    assert [row.split(" | ")[0].lstrip("| ").split(" ")[0] for row in rows] == names
+    assert rows[-1].startswith("| fusion (cnn + fasnet: the default job) |")  # no depth3d
     for name, row in zip(names, rows, strict=True):
         info = json.loads((PROJECT_ROOT / "models" / name / "model.json").read_text())["info"]
         summary = info["metrics"]["summary"]

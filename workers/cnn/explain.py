@@ -16,12 +16,12 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from common.explanations import caption_band
 from common.result import FaceDetection
 from workers.cnn.features import crop_at_scale
 
 #: Height of each panel, pixels.
 PANEL = 224
-_LINE = 18
 
 
 def grad_cam(maps: np.ndarray, bona_fide: bool) -> np.ndarray:
@@ -75,10 +75,7 @@ def explanation_png(image: np.ndarray, face: FaceDetection | None, maps: np.ndar
     relation = ">=" if bona_fide else "<"
     lines = [f"cnn test's own verdict: {verdict} (evidence for {verdict} shown)",
              f"P(live) {score:.3f} {relation} its threshold {threshold:.3f}"]
-    caption = np.zeros((_LINE * len(lines) + 6, body.shape[1], 3), np.uint8)
-    for i, text in enumerate(lines):
-        cv2.putText(caption, text, (6, _LINE * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+    caption = caption_band(lines, body.shape[1], (0, 0, 0))
     ok, png = cv2.imencode(".png", cv2.cvtColor(np.concatenate([caption, body]),
                                                 cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - OpenCV always encodes 8-bit RGB

@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -31,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 from skimage import data
 
+from bench.timing import fresh_process_seconds, median_ms
 from common.config import get_settings
 from common.faces import locate_face
 from workers.cnn.backbones import BACKBONES, get_backbone
 from workers.cnn.features import FeatureExtractor
 
-ROOT = Path(__file__).resolve().parent.parent
 LOAD_SNIPPET = """
 import os, time
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
@@ -52,16 +48,6 @@ image = data.astronaut()
 test.score(image, locate_face(image))
 print(time.perf_counter() - start)
 """
-
-
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:
@@ -89,9 +75,7 @@ def main() -> None:
         return
     from workers.cnn.scorer import CnnTest
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    load = subprocess.run([sys.executable, "-c", LOAD_SNIPPET.format(folder=str(folder))],
-                          capture_output=True, text=True, env=env, check=True, cwd=ROOT)
+    load_s = fresh_process_seconds(LOAD_SNIPPET.format(folder=str(folder)))
     test = CnnTest.from_dir(folder)
     image = data.astronaut()
     face = locate_face(image)
@@ -101,7 +85,7 @@ def main() -> None:
 
     size = (folder / MODEL_FILE).stat().st_size / 1e6
     print(f"\nshipped {test.info.name} {test.info.version} ({', '.join(test.scales)}): "
-          f"{ms:.1f} ms per face (all its crops), load {float(load.stdout.split()[-1]):.2f} s "
+          f"{ms:.1f} ms per face (all its crops), load {load_s:.2f} s "
           f"in a fresh process, {MODEL_FILE} {size:.1f} MB; with the Grad-CAM PNG "
           f"(explain=true) {explain_ms:.1f} ms")
 

@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,11 +32,11 @@ import cv2
 import numpy as np
 from skimage import data
 
+from bench.timing import fresh_process_seconds
 from common.config import get_settings
 from common.faces import DETECTORS, locate_face
 from common.faces.locate import tile_count
 
-ROOT = Path(__file__).resolve().parent.parent
 LOAD_SNIPPET = """
 import time, numpy as np
 start = time.perf_counter()
@@ -88,10 +87,7 @@ def cases() -> dict[str, np.ndarray]:
 
 
 def load_seconds(detector: str) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", LOAD_SNIPPET.format(detector=detector)],
-                         capture_output=True, text=True, env=env, check=True, cwd=ROOT)
-    return float(out.stdout.strip().splitlines()[-1])
+    return fresh_process_seconds(LOAD_SNIPPET.format(detector=detector))
 
 
 def main() -> None:

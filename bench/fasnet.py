@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -25,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from skimage import data
 
+from bench.timing import fresh_process_seconds, median_ms
 from common.config import get_settings
 from common.faces import locate_face
 
-ROOT = Path(__file__).resolve().parent.parent
 LOAD_SNIPPET = """
 import time
 start = time.perf_counter()
@@ -43,16 +39,6 @@ print(time.perf_counter() - start)
 """
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,9 +51,7 @@ def main() -> None:
     from workers.fasnet.model import MODEL_FILE
     from workers.fasnet.scorer import FasnetTest
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    load = subprocess.run([sys.executable, "-c", LOAD_SNIPPET.format(folder=str(folder))],
-                          capture_output=True, text=True, env=env, check=True, cwd=ROOT)
+    load_s = fresh_process_seconds(LOAD_SNIPPET.format(folder=str(folder)))
     test = FasnetTest.from_dir(folder)
     image = data.astronaut()
     face = locate_face(image)
@@ -77,7 +61,7 @@ def main() -> None:
     size = (folder / MODEL_FILE).stat().st_size / 1e6
     print(f"fasnet {test.info.name} {test.info.version}: {score_ms:.2f} ms per face "
           f"(2 crops + 2 networks, LiteRT, one thread; face stage excluded), of which "
-          f"{model_ms:.2f} ms the networks; load {float(load.stdout.split()[-1]):.2f} s in a "
+          f"{model_ms:.2f} ms the networks; load {load_s:.2f} s in a "
           f"fresh process; {MODEL_FILE} {size:.2f} MB")
 
 

@@ -19,7 +19,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from common.errors import ModelError
-from common.modelfolder import MANIFEST, load_npz, npz_bytes, read_model_folder, write_model_folder
+from common.modelfolder import (
+    MANIFEST,
+    load_npz,
+    npz_bytes,
+    read_model_folder,
+    require_format,
+    write_model_folder,
+)
 
 ATTACK, LIVE = 0, 1
 MODEL_FILE = MANIFEST
@@ -99,14 +106,8 @@ class LivenessEstimator(BaseEstimator, ClassifierMixin, ABC):
         path = Path(folder)
         if not path.is_dir():
             path = path.parent
-        expected = f"{cls.__module__}.{cls.__qualname__}"
-        if doc.get("format") != expected:
-            raise ModelError(f"{path} holds a {doc.get('format')!r} model, not {expected!r}")
-        if doc.get("format_version") != cls.format_version:
-            raise ModelError(
-                f"{path} has format version {doc.get('format_version')}; "
-                f"this code reads version {cls.format_version}"
-            )
+        require_format(doc, path, f"{cls.__module__}.{cls.__qualname__}", cls.format_version,
+                       cls.__name__)
         if WEIGHTS_FILE not in doc["files"]:
             raise ModelError(f"{path}/model.json does not list {WEIGHTS_FILE}")
         model = cls(**doc.get("params", {}))

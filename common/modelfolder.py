@@ -168,6 +168,17 @@ def read_model_folder(folder: str | Path, required: Iterable[str] = ()) -> dict[
     return doc
 
 
+def require_format(doc: Mapping[str, Any], folder: str | Path, model_format: str,
+                   version: int, what: str) -> None:
+    """Raise :class:`ModelError` unless the manifest ``doc`` (of ``folder``) declares
+    ``model_format`` at ``version``: a loader reads only the layout it was written for.
+    ``what`` names the kind of model in the message (``cnn``, ``fasnet`` …)."""
+    if doc.get("format") != model_format or doc.get("format_version") != version:
+        raise ModelError(f"{folder}: not a {what} model folder of this version (format "
+                         f"{doc.get('format')!r} v{doc.get('format_version')}; this code "
+                         f"reads {model_format!r} v{version})")
+
+
 def read_model_info(folder: str | Path) -> dict[str, Any] | None:
     """The ``info`` block of ``<folder>/model.json`` (name, version, threshold …) without
     verifying the weight files, or ``None`` when there is no readable manifest. For

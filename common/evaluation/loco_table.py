@@ -67,6 +67,14 @@ def loco_summary(per_fold: Mapping[str, EvaluationReport],
     return summary
 
 
+def at_shipped_threshold_metrics(shipped: Mapping[str, EvaluationReport]
+                                 ) -> dict[str, dict[str, float]]:
+    """``model.json``'s ``per_collection_at_shipped_threshold``: per collection the APCER
+    (worst attack type), BPCER and ACER of :func:`reports_at_threshold`'s reports."""
+    return {c: {"apcer": r.apcer_max, "bpcer": r.bpcer, "acer": r.acer}
+            for c, r in shipped.items()}
+
+
 def _pct(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{100 * x:.1f} %"
 

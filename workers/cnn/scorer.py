@@ -13,7 +13,7 @@ import numpy as np
 
 from common.errors import ModelError
 from common.estimator import ModelInfo
-from common.modelfolder import read_model_folder
+from common.modelfolder import read_model_folder, require_format
 from common.result import FaceDetection
 from workers.cnn.backbones import get_backbone
 from workers.cnn.features import SCALES, crop_at_scale
@@ -39,9 +39,7 @@ class CnnTest:
     @classmethod
     def from_dir(cls, folder: Path) -> CnnTest:
         doc = read_model_folder(folder, required=(MODEL_FILE,))
-        if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
-            raise ModelError(f"{folder}: not a cnn model folder of this version (format "
-                             f"{doc.get('format')!r} v{doc.get('format_version')})")
+        require_format(doc, folder, FORMAT, FORMAT_VERSION, "cnn")
         try:
             info = ModelInfo(**doc["info"])
             params = doc["params"]

@@ -28,7 +28,12 @@ from common.config import get_settings
 from common.datasets import open_dataset
 from common.errors import ModelError
 from common.estimator import ModelInfo
-from common.evaluation.loco_table import loco_summary, loco_table, reports_at_threshold
+from common.evaluation.loco_table import (
+    at_shipped_threshold_metrics,
+    loco_summary,
+    loco_table,
+    reports_at_threshold,
+)
 from common.evaluation.oof import FILE as OOF_FILE
 from common.evaluation.oof import write_oof_scores
 from common.evaluation.report import evaluate, write_report
@@ -157,9 +162,7 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
                  "per_collection": {c: {"auc": r.auc, "eer": r.eer, "apcer": r.apcer_pooled,
                                         "bpcer": r.bpcer, "hter": r.hter}
                                     for c, r in result.per_collection.items()},
-                 "per_collection_at_shipped_threshold": {
-                     c: {"apcer": r.apcer_max, "bpcer": r.bpcer, "acer": r.acer}
-                     for c, r in shipped.items()}},
+                 "per_collection_at_shipped_threshold": at_shipped_threshold_metrics(shipped)},
         notes=notes + chosen_by,
     )
     rng = np.random.default_rng(0)

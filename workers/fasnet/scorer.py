@@ -14,7 +14,7 @@ import numpy as np
 
 from common.errors import ModelError
 from common.estimator import ModelInfo
-from common.modelfolder import read_model_folder
+from common.modelfolder import read_model_folder, require_format
 from common.result import FaceDetection
 from workers.fasnet.crop import BOX_MAPPINGS, SCALES, BoxMapping, fasnet_crops
 from workers.fasnet.model import FORMAT, FORMAT_VERSION, MODEL_FILE, FasnetRunner
@@ -36,9 +36,7 @@ class FasnetTest:
         """Load ``models/fasnet/`` (SHA-256-checked); :class:`ModelError` when it is not a
         fasnet model folder of this version or names an unknown box mapping."""
         doc = read_model_folder(folder, required=(MODEL_FILE,))
-        if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
-            raise ModelError(f"{folder}: not a fasnet model folder of this version (format "
-                             f"{doc.get('format')!r} v{doc.get('format_version')})")
+        require_format(doc, folder, FORMAT, FORMAT_VERSION, "fasnet")
         try:
             info = ModelInfo(**doc["info"])
             box = str(doc["params"]["box"])

@@ -32,7 +32,11 @@ import numpy as np
 from common.config import get_settings
 from common.errors import ModelError
 from common.estimator import ModelInfo
-from common.evaluation.loco_table import loco_summary, reports_at_threshold
+from common.evaluation.loco_table import (
+    at_shipped_threshold_metrics,
+    loco_summary,
+    reports_at_threshold,
+)
 from common.evaluation.oof import FILE as OOF_FILE
 from common.evaluation.oof import write_oof_scores
 from common.evaluation.report import evaluate, write_report
@@ -226,9 +230,7 @@ def train_fasnet(data_dirs: Sequence[Path], out: Path, weights_dir: Path, cache_
                                    "bpcer": r.bpcer, "hter": r.hter,
                                    "threshold": result.thresholds[c]}
                                for c, r in result.per_collection.items()},
-            "per_collection_at_shipped_threshold": {
-                c: {"apcer": r.apcer_max, "bpcer": r.bpcer, "acer": r.acer}
-                for c, r in shipped.items()},
+            "per_collection_at_shipped_threshold": at_shipped_threshold_metrics(shipped),
             "comparison": {f"{m}/{v}": r.summary() for (m, v), r in results.items()},
             "box_agreement_with_original": agreement,
             "reference_max_abs_error": {"keras": keras_error},

@@ -11,7 +11,12 @@ import numpy as np
 import sklearn
 
 from common.estimator import ModelInfo
-from common.evaluation.loco_table import loco_summary, loco_table, reports_at_threshold
+from common.evaluation.loco_table import (
+    at_shipped_threshold_metrics,
+    loco_summary,
+    loco_table,
+    reports_at_threshold,
+)
 from common.evaluation.oof import FILE as OOF_FILE
 from common.evaluation.oof import write_oof_scores
 from common.evaluation.report import EvaluationReport, combine_reports, write_report
@@ -96,9 +101,7 @@ def train_and_document(
             "summary": loco_summary(cv.per_fold, shipped),
             "pooled": pooled.to_dict(),
             "per_collection": {k: v.to_dict() for k, v in cv.per_fold.items()},
-            "per_collection_at_shipped_threshold": {
-                k: {"apcer": v.apcer_max, "bpcer": v.bpcer, "acer": v.acer}
-                for k, v in shipped.items()},
+            "per_collection_at_shipped_threshold": at_shipped_threshold_metrics(shipped),
         },
         notes="Research/evaluation use only: trained on non-commercial research data.",
     )

@@ -221,7 +221,9 @@ def test_a_plugin_test_flows_through_liveness_score(plugin_on_path, tmp_path):
     fused = json.loads(as_json.stdout.splitlines()[-1])["result"]
     assert set(fused["tests"]) == {"quality", "brightness"}
     assert fused["tests"]["brightness"]["model"] == "mean-brightness"
-    assert float(row["score_live"]) == fused["score"]  # fused over both tests
+    # fused over both tests; two runs of the quality measures may differ in the last bits
+    # (threaded BLAS/OpenCV reductions sum in a different order)
+    assert float(row["score_live"]) == pytest.approx(fused["score"], abs=1e-9)
 
 
 def test_liveness_tests_lists_the_registry(plugin_on_path):

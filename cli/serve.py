@@ -10,7 +10,7 @@ supervisord (:mod:`cli.supervision`): a child that dies is restarted with backof
 the supervisor says so in the log, while ``/readyz`` answers 503 until its pool is back;
 Ctrl-C stops every process group (no orphans).
 
-Pools whose model is not shipped yet (depth3d) still start: their tasks record a
+Pools whose model folder is missing still start: their tasks record a
 ``model_unavailable`` outcome, which is what a deployment without those models sees.
 """
 
@@ -272,6 +272,7 @@ def _announce(base: str, api_key: str, pools: Sequence[str]) -> None:
         click.echo(click.style(f"Liveness service on {base}", bold=True))
         click.echo(f"  pools: {', '.join(pools)}   docs: {base}/docs   metrics: {base}/metrics")
         click.echo(f"  development API key: {api_key}")
+        click.echo(f"  camera page: {base}/demo (paste the key)")
         click.echo(f"  try:  curl -s {auth} -F image=@{image} {base}/v1/jobs")
         click.echo(f"        curl -s {auth} '{base}/v1/jobs/<id>?wait=10'")
         click.echo("  Ctrl-C stops everything.")

@@ -83,7 +83,10 @@ class Landmarks:
     ~40, non-faces below 0); ``yaw``/``pitch`` degrees (:func:`head_pose`); ``roll``
     degrees, the eye line's clockwise angle in the image (90: the face lies on its side);
     ``crop_roll`` degrees, the angle the model's crop was turned by (``roll`` minus
-    ``crop_roll`` is how far from upright the model saw the face: :attr:`tilt`).
+    ``crop_roll`` is how far from upright the model saw the face: :attr:`tilt`);
+    ``depth`` (468,) float32 the model's relative depth of each point in the same
+    original-image pixel units (larger: farther from the camera; Face Mesh's z, which
+    MediaPipe scales like x), ``None`` where not measured.
     """
 
     mesh: np.ndarray
@@ -93,6 +96,15 @@ class Landmarks:
     pitch: float
     roll: float
     crop_roll: float = 0.0
+    depth: np.ndarray | None = None
+
+    @property
+    def points3d(self) -> np.ndarray:
+        """(468, 3) float32 ``(x, y, depth)`` in original-image pixels; ``ValueError``
+        without ``depth``."""
+        if self.depth is None:
+            raise ValueError("these landmarks carry no depth")
+        return np.column_stack([self.mesh, self.depth]).astype(np.float32)
 
     @property
     def tilt(self) -> float:
@@ -194,8 +206,9 @@ class FaceMesh:
         yaw, pitch = head_pose(raw)
         (elx, ely), (erx, ery) = five[0], five[1]
         roll = math.degrees(math.atan2(ery - ely, erx - elx))
+        depth = (raw[:, 2] * (side / _INPUT_SIDE)).astype(np.float32)
         return Landmarks(mesh, five.astype(np.float32), logit, yaw, pitch, roll,
-                         math.degrees(angle))
+                         math.degrees(angle), depth)
 
     def refine(self, image: np.ndarray, marks: Landmarks) -> Landmarks:
         """``marks`` re-measured on crops built from the landmarks themselves (module

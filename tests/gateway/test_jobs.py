@@ -591,16 +591,30 @@ def test_explain_without_a_test_that_explains_is_refused(client):
     assert submit(client, explain="false").status_code == 202
 
 
-def test_a_test_without_installed_model_code_is_refused(client):
-    """Issue 15.15: tests=depth3d while no 3D model is installed ended with a retry."""
-    response = submit(client, tests="quality,depth3d")
+def test_a_test_without_installed_model_code_is_refused(db):
+    """Issue 15.15: a test whose model code is not installed (depth3d, before it shipped)
+    ended with a retry; it is a 422 naming it, for jobs and batches."""
+    from common.queueing import make_celery
+    from common.registry import TestRegistry, TestSpec, default_registry
+    from gateway.app import create_app
+    from tests.gateway.support import stub_resolver
+
+    settings = make_settings()
+    pending = TestSpec(name="mask3d", description="a test whose model code is not installed",
+                       scorer=None)
+    registry = TestRegistry([*default_registry(), pending])
+    app = create_app(settings, celery_app=make_celery(settings, registry),
+                     resolver=stub_resolver)
+    client = app.test_client()
+    response = submit(client, tests="quality,mask3d")
     assert response.status_code == 422
     error = response.get_json()["error"]
-    assert error["code"] == "test_unavailable" and "depth3d" in error["message"]
+    assert error["code"] == "test_unavailable" and "mask3d" in error["message"]
     batch = client.post("/v1/batches", data={"images": [(io.BytesIO(jpeg_bytes()), "a.jpg")],
-                                             "tests": "depth3d"},
+                                             "tests": "mask3d"},
                         headers=auth(), content_type="multipart/form-data")
     assert batch.status_code == 422 and batch.get_json()["error"]["code"] == "test_unavailable"
+    assert submit(client, tests="quality,depth3d").status_code == 202  # shipped now
 
 
 def test_a_batch_takes_a_profile(profiled):

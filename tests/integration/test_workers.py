@@ -193,12 +193,32 @@ def test_a_profile_fitted_on_another_model_version_fails_the_job(settings: Setti
     store.delete_job(job_id)
 
 
-def test_a_test_without_model_code_is_refused_at_submission(jobs: JobService,
-                                                            astronaut: bytes) -> None:
+def test_a_test_without_model_code_is_refused_at_submission(
+        jobs: JobService, astronaut: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     from common.jobs import TestUnavailableError
+    from common.registry import TestRegistry, TestSpec
 
-    with pytest.raises(TestUnavailableError, match="depth3d"):
-        jobs.submit("owner-a", astronaut, tests=["quality", "depth3d"])
+    pending = TestSpec(name="mask3d", description="a test whose model code is not installed",
+                       scorer=None)
+    monkeypatch.setattr(jobs, "registry", TestRegistry([*jobs.registry, pending]))
+    with pytest.raises(TestUnavailableError, match="mask3d"):
+        jobs.submit("owner-a", astronaut, tests=["quality", "mask3d"])
+
+
+def test_the_depth3d_pool_answers_with_the_shipped_model(jobs: JobService, astronaut: bytes
+                                                         ) -> None:
+    """The depth3d pool serves models/depth3d (mesh backend) on the face stage's face;
+    its score equals the in-process one."""
+    job = wait_done(jobs, "owner-a", jobs.submit("owner-a", astronaut, tests=["depth3d"])["id"])
+    assert job["status"] == "done", job
+    detail = job["tests_detail"]["depth3d"]
+    assert detail["error"] is None and 0.0 <= detail["score"] <= 1.0
+    shipped = json.loads((PROJECT_ROOT / "models/depth3d/model.json").read_text())["info"]
+    assert (detail["model"], detail["version"], detail["threshold"]) == (
+        shipped["name"], shipped["version"], shipped["threshold"])
+    local = score_image(decode_image(astronaut), load_tests(["depth3d"])).to_dict()
+    assert detail["score"] == pytest.approx(local["tests"]["depth3d"]["score"], abs=1e-6)
+    assert job["face"] == local["face"] and job["decision"] == local["decision"]
 
 
 def test_a_stopped_pool_fails_the_job_without_a_decision(pools: WorkerPools, settings: Settings,

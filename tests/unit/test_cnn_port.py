@@ -4,11 +4,9 @@ espresso/cup class and a cat class in the top 5."""
 
 from __future__ import annotations
 
-import collections
 import io
 import os
 import pickle
-import sys
 import types
 import zipfile
 
@@ -16,78 +14,28 @@ import numpy as np
 import pytest
 from skimage import data
 
+from tests.torchfiles import install_fake_torch, pickle_state, state_of
 from workers.cnn.imagenet_port import imagenet_centre_crop
 from workers.torch_port import LEGACY_MAGIC, CheckpointError, load_state_dict
-
-# --- writing checkpoints the way torch.save does, with stand-in torch classes ------------
-
-
-class _StorageRef:
-    def __init__(self, key: str, array: np.ndarray) -> None:
-        self.key, self.array = key, array
 
 
 @pytest.fixture
 def fake_torch(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
-    """``torch.FloatStorage`` and ``torch._utils._rebuild_tensor_v2`` stand-ins, so pickle
-    writes the same GLOBAL opcodes a real checkpoint has."""
-    torch = types.ModuleType("torch")
-    utils = types.ModuleType("torch._utils")
-
-    def _rebuild_tensor_v2(*_args: object) -> None:  # never called: we only pickle
-        raise AssertionError
-
-    _rebuild_tensor_v2.__module__ = "torch._utils"
-    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
-    storage = type("FloatStorage", (), {"__module__": "torch"})
-    utils._rebuild_tensor_v2 = _rebuild_tensor_v2  # type: ignore[attr-defined]
-    torch.FloatStorage = storage  # type: ignore[attr-defined]
-    torch._utils = utils  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "torch", torch)
-    monkeypatch.setitem(sys.modules, "torch._utils", utils)
-    return types.SimpleNamespace(rebuild=_rebuild_tensor_v2, FloatStorage=storage)
-
-
-class _Tensor:
-    def __init__(self, fake: types.SimpleNamespace, ref: _StorageRef) -> None:
-        self.fake, self.ref = fake, ref
-
-    def __reduce__(self):
-        a = self.ref.array
-        stride = tuple(s // a.itemsize for s in a.strides)
-        return (self.fake.rebuild, (self.ref, 0, a.shape, stride, False,
-                                    collections.OrderedDict()))
-
-
-def _pickle(obj: object, fake: types.SimpleNamespace, legacy: bool) -> bytes:
-    buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, protocol=2)
-
-    def persistent_id(o: object):
-        if isinstance(o, _StorageRef):
-            pid = ("storage", fake.FloatStorage, o.key, "cpu", o.array.size)
-            return (*pid, None) if legacy else pid
-        return None
-
-    pickler.persistent_id = persistent_id  # type: ignore[method-assign]
-    pickler.dump(obj)
-    return buf.getvalue()
+    return install_fake_torch(monkeypatch)
 
 
 def _state(fake: types.SimpleNamespace) -> tuple[dict, dict[str, np.ndarray]]:
     rng = np.random.default_rng(0)
     arrays = {"conv.weight": rng.normal(size=(4, 3, 3, 3)).astype(np.float32),
               "bn.bias": rng.normal(size=(4,)).astype(np.float32)}
-    refs = {k: _StorageRef(str(i), a) for i, (k, a) in enumerate(arrays.items())}
-    state = collections.OrderedDict((k, _Tensor(fake, r)) for k, r in refs.items())
-    return state, arrays
+    return state_of(arrays, fake), arrays
 
 
 def test_zip_layout(tmp_path, fake_torch) -> None:
     state, arrays = _state(fake_torch)
     path = tmp_path / "model.pth"
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", _pickle(state, fake_torch, legacy=False))
+        archive.writestr("archive/data.pkl", pickle_state(state, fake_torch, legacy=False))
         for i, a in enumerate(arrays.values()):
             archive.writestr(f"archive/data/{i}", a.astype("<f4").tobytes())
     loaded = load_state_dict(path)
@@ -101,7 +49,7 @@ def test_legacy_layout(tmp_path, fake_torch) -> None:
     out = io.BytesIO()
     for header in (LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):
         pickle.dump(header, out, protocol=2)
-    out.write(_pickle(state, fake_torch, legacy=True))
+    out.write(pickle_state(state, fake_torch, legacy=True))
     pickle.dump([str(i) for i in range(len(arrays))], out, protocol=2)
     for a in arrays.values():
         out.write(int(a.size).to_bytes(8, "little") + a.astype("<f4").tobytes())

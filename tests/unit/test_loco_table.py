@@ -84,11 +84,13 @@ def test_the_one_table_reads_every_shipped_model_and_says_when_figures_are_missi
     from common.evaluation.loco_table import TABLE_KEYS, shipped_models_table
     from common.modelfolder import write_model_folder
 
-    names = ["cnn", "fasnet", "quality", "fusion"]
-    table = shipped_models_table(PROJECT_ROOT / "models", [*names, "depth3d"])
+    names = ["cnn", "depth3d", "fasnet", "quality", "fusion"]
+    table = shipped_models_table(PROJECT_ROOT / "models", [*names, "mask3d"])
     rows = table.splitlines()[2:]
-    assert [row.split(" | ")[0].lstrip("| ").split(" ")[0] for row in rows] == names
-    assert rows[-1].startswith("| fusion (cnn + fasnet: the default job) |")  # no depth3d
+    assert [row.split(" | ")[0].lstrip("| ").split(" ")[0] for row in rows] == names  # no mask3d
+    default = json.loads((PROJECT_ROOT / "models/fusion/model.json").read_text())
+    headline = " + ".join(default["info"]["metrics"]["headline_tests"])
+    assert rows[-1].startswith(f"| fusion ({headline}: the default job) |")
     for name, row in zip(names, rows, strict=True):
         info = json.loads((PROJECT_ROOT / "models" / name / "model.json").read_text())["info"]
         summary = info["metrics"]["summary"]

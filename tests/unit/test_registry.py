@@ -48,8 +48,11 @@ def test_resolve_orders_dedupes_and_names_every_unknown_test():
 
 
 def test_a_test_without_model_code_is_unavailable_not_unknown(tmp_path):
-    with pytest.raises(ModelError, match="no model for the 'depth3d' test"):
-        default_registry().load_scorer("depth3d", tmp_path)
+    pending = TestSpec(name="mask3d", description="a 3D mask test", scorer=None)
+    with pytest.raises(ModelError, match="no model for the 'mask3d' test"):
+        TestRegistry([pending]).load_scorer("mask3d", tmp_path)
+    with pytest.raises(ModelError, match="no model file"):
+        default_registry().load_scorer("depth3d", tmp_path)  # empty models folder
     with pytest.raises(ModelError, match="no model file"):
         default_registry().load_scorer("quality", tmp_path)  # empty models folder
 

@@ -15,7 +15,6 @@ at the fold's threshold (ISO/IEC 30107-3; :func:`common.evaluation.report.evalua
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -23,57 +22,21 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from common.evaluation.loco import (
+    LocoResult,
+    better,
+    fold_report,
+    held_out_collections,
+    loco_fixed,
+)
 from common.evaluation.metrics import threshold_at_operating_point
-from common.evaluation.report import EvaluationReport, evaluate, summarise_folds
 
-
-@dataclass(frozen=True)
-class LocoResult:
-    """Per held-out collection: its report and the threshold it was judged at; the
-    held-out scores of every image (NaN where an image was not scored)."""
-
-    per_collection: dict[str, EvaluationReport]
-    thresholds: dict[str, float]
-    oof: np.ndarray
-
-    def summary(self) -> dict[str, float]:
-        """Mean and worst AUC, mean EER, APCER, BPCER, HTER over the held-out
-        collections (:func:`common.evaluation.report.summarise_folds`)."""
-        return summarise_folds(self.per_collection)
+__all__ = ["LocoResult", "better", "head_model", "loco_fixed", "loco_head"]
 
 
 def head_model(C: float) -> object:
     """Standardise, then an L2 logistic regression (``C``: inverse regularisation)."""
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
-
-
-def _folds(collections: np.ndarray, valid: np.ndarray) -> list[str]:
-    return sorted({str(c) for c in collections[valid]})
-
-
-def _report(scores: np.ndarray, y: np.ndarray, types: np.ndarray, test: np.ndarray,
-            threshold: float) -> EvaluationReport | None:
-    if len(np.unique(y[test])) < 2:
-        return None
-    return evaluate(scores[test], y[test], types[test], threshold=threshold)
-
-
-def loco_fixed(scores: np.ndarray, y: np.ndarray, attack_types: np.ndarray,
-               collections: np.ndarray, operating_point: str = "eer") -> LocoResult:
-    """Leave-one-collection-out figures of scores that need no fitting (the pretrained
-    networks): each held-out collection judged at the threshold chosen at
-    ``operating_point`` on the other collections' scores. NaN scores are left out."""
-    valid = np.isfinite(scores)
-    reports, thresholds = {}, {}
-    for held_out in _folds(collections, valid):
-        test = valid & (collections == held_out)
-        train = valid & ~test
-        t = threshold_at_operating_point(scores[train], y[train], operating_point,
-                                         attack_types[train])
-        report = _report(scores, y, attack_types, test, t)
-        if report is not None:
-            reports[held_out], thresholds[held_out] = report, t
-    return LocoResult(reports, thresholds, np.where(valid, scores, np.nan))
 
 
 Fit = Callable[[np.ndarray, np.ndarray], object]
@@ -120,20 +83,15 @@ def loco_head(X: np.ndarray, y: np.ndarray, attack_types: np.ndarray,
         return test, model.predict_proba(X[test])[:, 1], t  # type: ignore[attr-defined]
 
     # The outer folds are independent: one process each, up to ``n_jobs`` at a time.
-    folds = Parallel(n_jobs=n_jobs)(delayed(fold)(h) for h in _folds(collections, valid))
+    names = held_out_collections(collections, valid)
+    folds = Parallel(n_jobs=n_jobs)(delayed(fold)(h) for h in names)
     oof = np.full(len(y), np.nan)
     reports, thresholds = {}, {}
-    for held_out, (test, scores, t) in zip(_folds(collections, valid), folds, strict=True):
+    for held_out, (test, scores, t) in zip(names, folds, strict=True):
         oof[test] = scores
-        report = _report(oof, y, attack_types, test, t)
+        report = fold_report(oof, y, attack_types, test, t)
         if report is not None:
             reports[held_out], thresholds[held_out] = report, t
     return LocoResult(reports, thresholds, oof)
 
 
-def better(a: LocoResult, b: LocoResult) -> bool:
-    """Whether ``a`` generalises better than ``b``: higher mean leave-one-collection-out
-    AUC, then higher worst-collection AUC (rounded to 3 decimals), then lower mean HTER."""
-    sa, sb = a.summary(), b.summary()
-    return ((round(sa["auc_mean"], 3), round(sa["auc_min"], 3), -sa["hter_mean"])
-            > (round(sb["auc_mean"], 3), round(sb["auc_min"], 3), -sb["hter_mean"]))

@@ -104,20 +104,13 @@ class FasnetRunner:
     process, one lock; the serving process imports no TensorFlow."""
 
     def __init__(self, model: bytes | Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from workers.litert import open_signature
 
-        kwargs = ({"model_content": model} if isinstance(model, bytes)
-                  else {"model_path": str(model)})
-        self._interpreter = Interpreter(num_threads=1, **kwargs)
-        signatures = self._interpreter.get_signature_list()
-        if len(signatures) != 1:
-            raise ModelError(f"the fasnet model has {len(signatures)} signatures, not one")
-        (signature,) = signatures.values()
+        self._interpreter, self._runner, signature = open_signature(model, "fasnet")
         if sorted(signature["inputs"]) != sorted(INPUTS) or \
                 sorted(signature["outputs"]) != sorted(OUTPUTS):
             raise ModelError(f"the fasnet model's inputs/outputs {signature} are not "
                              f"{INPUTS} → {OUTPUTS}")
-        self._runner = self._interpreter.get_signature_runner()
         self._lock = threading.Lock()
 
     def run(self, crops: Sequence[np.ndarray]) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from workers.fusion.operating import DEFAULT_POINT, STRICT_POINTS
 @click.option("--data", "data", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset folder(s) whose images to fuse on (repeatable; default: every "
                    "image the score files hold).")
-@click.option("--tests", "tests", default="quality,cnn,fasnet", show_default=True,
+@click.option("--tests", "tests", default="quality,cnn,fasnet,depth3d", show_default=True,
               help="Comma-separated tests to fuse.")
 @click.option("--scores", "scores", multiple=True, metavar="TEST=PATH",
               help="A test's out-of-fold score CSV (default: the one its trainer wrote "

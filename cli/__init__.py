@@ -11,6 +11,7 @@ import logging
 import click
 
 from cli.apikey import apikey_command
+from cli.batch import batch_command
 from cli.calibrate import calibrate_command
 from cli.evaluate import evaluate_command
 from cli.image_key import image_key_command
@@ -19,6 +20,7 @@ from cli.score import score_command
 from cli.serve import serve_command
 from cli.tests_command import tests_command
 from cli.train import train_group
+from cli.watch import watch_command
 from common.config import SettingsError
 
 
@@ -42,6 +44,7 @@ def run() -> None:
 
 
 main.add_command(score_command)
+main.add_command(batch_command)
 main.add_command(train_group)
 main.add_command(evaluate_command)
 main.add_command(calibrate_command)
@@ -50,6 +53,7 @@ main.add_command(apikey_command)
 main.add_command(tests_command)
 main.add_command(image_key_command)
 main.add_command(models_group)
+main.add_command(watch_command)
 
 
 @main.group("cnn")

@@ -6,7 +6,12 @@ from __future__ import annotations
 import click
 
 from common.config import SettingsError, get_settings
-from common.webhooks import MASTER_SECRET_VARIABLE, check_master_secret, tenant_secret
+from common.webhooks import (
+    MASTER_SECRET_VARIABLE,
+    check_master_secret,
+    standard_secret,
+    tenant_secret,
+)
 
 
 def _webhook_secret(key_id: str) -> str | None:
@@ -56,3 +61,4 @@ def apikey_command(key_id: str, webhook_secret_only: bool) -> None:
                    "print this key's webhook secret too)", err=True)
     else:
         click.echo(f"webhook secret: {secret}")
+        click.echo(f"webhook secret (Standard Webhooks libraries): {standard_secret(secret)}")

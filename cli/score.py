@@ -1,4 +1,5 @@
-"""``liveness score``: score images in-process, no server needed."""
+"""``liveness score``: score images (and videos, frame by frame) in-process, no server
+needed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
+import numpy as np
 from tqdm import tqdm
 
 from common.config import get_settings
@@ -17,6 +20,7 @@ from common.errors import LivenessError
 from common.imageio import load_image
 from common.registry import default_registry
 from common.result import csv_row
+from common.videoio import DecisionSmoother, is_video, iter_frames
 
 
 def is_folder_metadata(relative: Path) -> bool:
@@ -42,6 +46,53 @@ def collect_files(inputs: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
     return files, left_out
 
 
+def _score_video(path: Path, every: int, tests: Any, settings: Any, fusion: Any,
+                 profile: Any, names: tuple[str, ...],
+                 as_json: bool) -> tuple[list[dict[str, Any]], int]:
+    """(rows, failures) of one video: a row per scored frame, then the video's row whose
+    decision is smoothed over all of them (:class:`common.videoio.DecisionSmoother`) and
+    whose score is the frames' mean fused score."""
+    from common.pipeline import score_image
+
+    rows: list[dict[str, Any]] = []
+    smoother = DecisionSmoother(window=10**9)
+    scores: list[float] = []
+    start = time.perf_counter()
+    try:
+        for index, frame in iter_frames(str(path), every):
+            t0 = time.perf_counter()
+            result = score_image(frame, tests, settings, fusion, profile)
+            smoother.update(result.decision)
+            if result.score is not None:
+                scores.append(result.score)
+            rows.append(csv_row(f"{path}#frame={index}", result, None,
+                                time.perf_counter() - t0, names))
+            if as_json:
+                click.echo(json.dumps({"path": f"{path}#frame={index}", "error": None,
+                                       "result": result.to_dict()}))
+    except LivenessError as exc:
+        rows.append(csv_row(str(path), None, f"{exc.code}: {exc.message}",
+                            time.perf_counter() - start, names))
+        return rows, 1
+    if not rows:
+        rows.append(csv_row(str(path), None, "unreadable_video: no frame could be decoded",
+                            time.perf_counter() - start, names))
+        return rows, 1
+    final = smoother.current()
+    summary = csv_row(str(path), None, None, time.perf_counter() - start, names)
+    summary.update({"score_live": round(float(np.mean(scores)), 6) if scores else "",
+                    "decision": final.decision, "face_found": "",
+                    "reasons": f"video:{final.judged}_of_{final.frames}_frames_judged;"
+                               f"{final.live_share:.0%}_live"})
+    rows.append(summary)
+    if as_json:
+        click.echo(json.dumps({"path": str(path), "error": None, "video": {
+            "decision": final.decision, "live_share": final.live_share,
+            "judged": final.judged, "frames": final.frames,
+            "score_mean": float(np.mean(scores)) if scores else None}}))
+    return rows, 0
+
+
 @click.command("score")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--tests", "test_names", default="", show_default="the default tests",
@@ -54,9 +105,14 @@ def collect_files(inputs: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
 @click.option("--profile", default=None,
               help="Calibration profile (<models-dir>/profiles/NAME.json, `liveness "
                    "calibrate`); default: $LIVENESS_DEFAULT_PROFILE, else none.")
+@click.option("--every", default=10, show_default=True, type=click.IntRange(1),
+              help="For a video (.mp4, .mov, .avi …): score every k-th frame; one row per "
+                   "frame (PATH#frame=N) and one for the video, its decision smoothed over "
+                   "all its scored frames.")
 def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: str | None,
-                  models_dir: str | None, profile: str | None) -> None:
-    """Score IMAGE files or folders of images for liveness."""
+                  models_dir: str | None, profile: str | None, every: int) -> None:
+    """Score IMAGE files or folders of images (and videos, every k-th frame) for
+    liveness."""
     from common.pipeline import fusion_for, load_tests, profiles_for, score_image
 
     settings = get_settings()
@@ -88,9 +144,16 @@ def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: 
                    f"{left_out[0]})", err=True)
     if not paths:
         raise click.ClickException("no files found in the given paths")
-    rows, failures = [], 0
+    rows, failures, shown = [], 0, []
     show_progress = len(paths) > 1 and not as_json
     for path in tqdm(paths, desc="scoring", disable=not show_progress, file=sys.stderr):
+        if is_video(path):
+            video_rows, failed = _score_video(path, every, tests, settings, fusion, chosen,
+                                              names, as_json)
+            rows += video_rows
+            shown += [row["path"] for row in video_rows]
+            failures += failed
+            continue
         start = time.perf_counter()
         result, error = None, None
         try:
@@ -101,6 +164,7 @@ def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: 
             error, failures = f"unreadable: {exc}", failures + 1
         row = csv_row(str(path), result, error, time.perf_counter() - start, names)
         rows.append(row)
+        shown.append(str(path))
         if as_json:
             click.echo(json.dumps({"path": str(path), "error": error,
                                    "result": None if result is None else result.to_dict()}))
@@ -111,7 +175,7 @@ def score_command(inputs: tuple[str, ...], test_names: str, as_json: bool, out: 
             writer.writerows(rows)
         click.echo(f"wrote {len(rows)} rows to {out}", err=True)
     elif not as_json:
-        for path, row in zip(paths, rows, strict=True):  # the path as given, not CSV-escaped
+        for path, row in zip(shown, rows, strict=True):  # the path as given, not CSV-escaped
             click.echo(
                 f"{path}\t{row['decision']}\tscore={row['score_live']}"
                 f"\tface={row['face_found']}\t{row['reasons'] or row['error']}"

@@ -143,6 +143,10 @@ class Settings:
     #: ``loco-bpcer<=10%/25%``; ``apcer<=5%`` and ``apcer<=1%`` are the strict ones; the
     #: fusion's model card shows each one's held-out APCER and BPCER).
     operating_point: str = ""
+    #: Path of converted VRN weights (a PyTorch state dict, ``workers/depth3d/vrn.py``) for
+    #: a depth3d model trained on the ``vrn`` backend; empty: none (the shipped depth3d
+    #: model uses the ``mesh`` backend and needs no file).
+    vrn_weights: str = ""
     #: Per-API-key default profiles, ``key-id=profile,…`` (before ``default_profile``).
     key_profiles: str = ""
     # --- HTTP gateway (issue 3) ---
@@ -191,6 +195,9 @@ class Settings:
     gateway_connections: int = 1000
     #: Threads per process of the ``gthread`` worker class.
     gateway_threads: int = 8
+    #: Serve the page where a person tries the service with their camera (``/demo``;
+    #: ``/`` redirects to it). ``false``: both answer 404.
+    demo_page: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -207,6 +214,11 @@ class Settings:
                 continue
             if f.name == "models_dir":
                 values[f.name] = Path(raw)
+            elif f.type in ("bool", bool):
+                flag = raw.strip().lower()
+                if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                    raise SettingsError(f"{name}={raw!r}: expected true or false")
+                values[f.name] = flag in ("1", "true", "yes", "on")
             elif f.type in ("int", int, "float", float):
                 kind = int if f.type in ("int", int) else float
                 try:

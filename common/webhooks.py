@@ -6,6 +6,14 @@ carries the Unix time of sending, and ``X-Liveness-Signature`` is
 Signing the timestamp with the body lets receivers refuse replays older than a
 tolerance; comparing in constant time (:func:`hmac.compare_digest`) avoids timing leaks.
 
+Every delivery also carries the **Standard Webhooks** headers (standardwebhooks.com,
+v1): ``webhook-id`` (the message id, the same on every retry of one job's webhook, so a
+receiver can drop duplicates), ``webhook-timestamp`` (Unix seconds) and
+``webhook-signature`` = ``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>." + body>`` under
+the tenant secret's 32 bytes, which Standard Webhooks libraries take as
+``whsec_<base64 of those bytes>`` (:func:`standard_secret`), so receivers can use an
+existing verification library.
+
 Each tenant (API-key id) has its own signing secret, derived from the master secret
 ``LIVENESS_WEBHOOK_SECRET`` (:func:`tenant_secret`), so one tenant's secret lets it verify
 its own webhooks but neither forge another tenant's nor recover the master secret. The
@@ -18,6 +26,7 @@ link-local … addresses unless allow-listed), at submission and at every delive
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -31,6 +40,11 @@ from common.egress import IPNetwork, Resolver, check_callback_url, system_resolv
 
 SIGNATURE_HEADER = "X-Liveness-Signature"
 TIMESTAMP_HEADER = "X-Liveness-Timestamp"
+#: Standard Webhooks' headers (module docstring).
+STANDARD_ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+STANDARD_SECRET_PREFIX = "whsec_"
 _PREFIX = "sha256="
 
 #: The variable holding the master secret every tenant's webhook secret is derived from.
@@ -86,6 +100,23 @@ def sign(body: bytes, secret: str, timestamp: int | str) -> str:
     return _PREFIX + digest
 
 
+def standard_secret(secret: str) -> str:
+    """The tenant secret (64 hex digits, :func:`tenant_secret`) as Standard Webhooks
+    libraries take it: ``whsec_`` + base64 of its 32 bytes. ``ValueError`` for a secret
+    that is not hex."""
+    return STANDARD_SECRET_PREFIX + base64.b64encode(bytes.fromhex(secret)).decode()
+
+
+def standard_sign(body: bytes, secret: str, message_id: str, timestamp: int | str) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256>`` of
+    ``"<id>.<timestamp>." + body`` keyed with the secret's bytes; ``secret`` is the hex
+    tenant secret or its ``whsec_`` form."""
+    key = (base64.b64decode(secret[len(STANDARD_SECRET_PREFIX):])
+           if secret.startswith(STANDARD_SECRET_PREFIX) else bytes.fromhex(secret))
+    message = f"{message_id}.{int(timestamp)}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+
+
 def verify(
     body: bytes,
     secret: str,
@@ -135,8 +166,12 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 
 def deliver(url: str, body: bytes, secret: str, timeout_s: float,
-            allowlist: Sequence[IPNetwork] = (), resolver: Resolver = system_resolver) -> int:
-    """POST ``body`` (JSON) to ``url`` signed now; the HTTP status.
+            allowlist: Sequence[IPNetwork] = (), resolver: Resolver = system_resolver,
+            message_id: str | None = None) -> int:
+    """POST ``body`` (JSON) to ``url`` signed now, both ways (module docstring); the
+    HTTP status. ``message_id`` is the ``webhook-id`` (default: a hash of the body);
+    the Standard Webhooks signature needs ``secret`` in hex (a tenant secret) and is
+    left out otherwise.
 
     The URL is resolved and checked first (:func:`common.egress.check_callback_url`):
     a refused target raises :class:`~common.egress.CallbackRefusedError` before any
@@ -152,6 +187,15 @@ def deliver(url: str, body: bytes, secret: str, timeout_s: float,
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: sign(body, secret, timestamp),
     }
+    message_id = message_id or "msg_" + hashlib.sha256(body).hexdigest()[:32]
+    try:
+        standard = standard_sign(body, secret, message_id, timestamp)
+    except ValueError:  # not a hex tenant secret: the X-Liveness signature only
+        standard = None
+    if standard is not None:
+        headers.update({STANDARD_ID_HEADER: message_id,
+                        STANDARD_TIMESTAMP_HEADER: str(timestamp),
+                        STANDARD_SIGNATURE_HEADER: standard})
     kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = kind(target.host, target.addresses[0], target.port, timeout_s)
     try:

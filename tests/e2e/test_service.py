@@ -283,22 +283,24 @@ def test_the_cnn_pool_answers_over_http(stack: Stack, face_jpeg: bytes):
     assert detail["model"] == shipped["name"] and detail["threshold"] == shipped["threshold"]
 
 
-def test_a_fasnet_job_over_http_equals_liveness_score(stack: Stack, face_jpeg: bytes,
-                                                      tmp_path: Path):
-    """tests=fasnet over HTTP: the fasnet pool's score and the fused fields equal what
-    ``liveness score --tests fasnet`` prints for the same file."""
-    job = stack.wait_job(stack.submit(face_jpeg, tests=["fasnet"])["id"])
+@pytest.mark.parametrize("test", ["fasnet", "depth3d"])
+def test_a_pool_job_over_http_equals_liveness_score(stack: Stack, face_jpeg: bytes,
+                                                    tmp_path: Path, test: str):
+    """tests=<fasnet | depth3d> over HTTP: the pool's score (depth3d: mesh backend) and the
+    fused fields equal what ``liveness score --tests <test>`` prints for the same file."""
+    job = stack.wait_job(stack.submit(face_jpeg, tests=[test])["id"])
     assert job["status"] == "done" and job["missing_tests"] == {}, job
     path = tmp_path / "face.jpg"
     path.write_bytes(face_jpeg)
-    expected = cli_result(path, "fasnet")
-    detail, local = job["tests_detail"]["fasnet"], expected["tests"]["fasnet"]
+    expected = cli_result(path, test)
+    detail, local = job["tests_detail"][test], expected["tests"][test]
     assert detail["error"] is None and 0.0 <= detail["score"] <= 1.0
     assert detail["score"] == pytest.approx(local["score"], abs=1e-6)
     for key in ("model", "version", "threshold"):
         assert detail[key] == local[key], key
     exact = [k for k in FUSED_FIELDS if k != "score"]
     assert {k: job[k] for k in exact} == {k: expected[k] for k in exact}
+
 
 def test_explain_true_returns_the_cnn_grad_cam_png(stack: Stack, face_jpeg: bytes):
     """explain=true over HTTP: links.explanations.cnn serves a PNG to the job's key only."""
@@ -312,14 +314,9 @@ def test_explain_true_returns_the_cnn_grad_cam_png(stack: Stack, face_jpeg: byte
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
 
 
-def test_a_test_without_an_installed_model_is_refused(stack: Stack, face_jpeg: bytes):
-    """depth3d ships no model yet: asking for it is a 422 naming it (issue 15.15), and
-    explain=true without a test that explains is a 422 too; neither leaves a job."""
+def test_explain_without_a_test_that_explains_is_refused(stack: Stack, face_jpeg: bytes):
+    """explain=true without a test that explains is a 422 and leaves no job."""
     image = base64.b64encode(face_jpeg).decode()
-    status, _, body = stack.request("POST", "/v1/jobs", body={
-        "image": image, "tests": ["quality", "depth3d"]})
-    error = json.loads(body)["error"]
-    assert status == 422 and error["code"] == "test_unavailable" and "depth3d" in error["message"]
     status, _, body = stack.request("POST", "/v1/jobs", body={
         "image": image, "tests": ["quality"], "explain": True})
     assert status == 422 and json.loads(body)["error"]["code"] == "explain_unsupported"

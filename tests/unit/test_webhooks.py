@@ -3,6 +3,7 @@ each tenant signs with its own secret, derived from a master secret the service 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import hmac
@@ -15,6 +16,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.exceptions import WebhookVerificationError
 
 from common.config import PROJECT_ROOT, Settings, SettingsError
 from common.webhooks import (
@@ -22,6 +25,8 @@ from common.webhooks import (
     TIMESTAMP_HEADER,
     check_master_secret,
     sign,
+    standard_secret,
+    standard_sign,
     tenant_secret,
     verify,
 )
@@ -152,6 +157,26 @@ def test_the_fusion_pool_signs_each_webhook_with_its_owners_secret() -> None:
         assert verify(body, tenant_secret(MASTER, owner), stamp, signature)
         assert not verify(body, tenant_secret(MASTER, other), stamp, signature)
         assert not verify(body, MASTER, stamp, signature)
+        # the Standard Webhooks headers, checked by that project's own library
+        assert headers["webhook-id"] == f"msg_job-{owner}"
+        standard = {k: headers[k] for k in ("webhook-id", "webhook-timestamp",
+                                             "webhook-signature")}
+        Webhook(standard_secret(tenant_secret(MASTER, owner))).verify(body, standard)
+        with pytest.raises(WebhookVerificationError):
+            Webhook(standard_secret(tenant_secret(MASTER, other))).verify(body, standard)
+
+
+def test_standard_webhooks_signature_is_the_specs() -> None:
+    """v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">, keyed with the secret's bytes
+    (the whsec_ form is base64 of the same bytes)."""
+    secret = tenant_secret(MASTER, "alice")
+    key = bytes.fromhex(secret)
+    digest = hmac.new(key, b"msg_1.1700000000." + BODY, hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(digest).decode()
+    assert standard_sign(BODY, secret, "msg_1", 1700000000) == expected
+    whsec = standard_secret(secret)
+    assert whsec.startswith("whsec_") and base64.b64decode(whsec[6:]) == key
+    assert standard_sign(BODY, whsec, "msg_1", "1700000000") == expected
 
 
 def test_apikey_prints_the_keys_webhook_secret(monkeypatch) -> None:
@@ -169,6 +194,7 @@ def test_apikey_prints_the_keys_webhook_secret(monkeypatch) -> None:
     made = CliRunner().invoke(main, ["apikey", "alice"])
     assert made.exit_code == 0, made.output
     assert f"webhook secret: {tenant_secret(MASTER, 'alice')}" in made.stdout
+    assert standard_secret(tenant_secret(MASTER, "alice")) in made.stdout
     again = CliRunner().invoke(main, ["apikey", "alice", "--webhook-secret-only"])
     assert again.exit_code == 0 and again.stdout == tenant_secret(MASTER, "alice") + "\n"
 

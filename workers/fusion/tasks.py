@@ -243,4 +243,4 @@ def deliver_webhook(store: JobStore, settings: Settings, job_id: str,
     url, body, owner = found
     return deliver(url, body, tenant_secret(settings.webhook_secret, owner),
                    settings.webhook_timeout_s, parse_allowlist(settings.webhook_allowlist),
-                   resolver)
+                   resolver, message_id=f"msg_{job_id}")

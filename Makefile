@@ -47,6 +47,7 @@ bench: setup  ## Print the hot-path benchmarks
 	$(BIN)/python bench/faces.py
 	$(BIN)/python bench/cnn.py
 	$(BIN)/python bench/fasnet.py
+	$(BIN)/python bench/depth3d.py
 	$(BIN)/python bench/e2e.py
 
 face-coverage: setup  ## Faces found per collection of $(DATA), hard variants, capture-check pass rate, exposure by skin tone (~20 min)
@@ -74,10 +75,10 @@ compare-cnn: setup  ## The CNN comparison of models/cnn/COMPARISON.md: fine-tuni
 train-fasnet: setup  ## Port Minivision's MiniFASNet pair (../shared/weights/silent-face), compare box mappings and heads on the 20 collections of $(DATA), write models/fasnet (minutes; about a minute once faces and network outputs are cached in .cache/fasnet)
 	$(BIN)/liveness train fasnet $(TRAIN_DATA) --out models/fasnet
 
-train-depth3d: setup  ## Reconstruct every face of $(DATA) (Face Mesh), choose VoxNet's / the depth net's side, validate leave-one-collection-out, write models/depth3d (about 40 minutes on 2 cores; faces and meshes cached in .cache/depth3d)
+train-depth3d: setup  ## Reconstruct every face of $(DATA) (Face Mesh), choose VoxNet's / the depth net's side, validate leave-one-collection-out, write models/depth3d (about an hour on 2 cores; faces and meshes cached in .cache/depth3d)
 	$(BIN)/liveness train depth3d $(TRAIN_DATA) --out models/depth3d
 
-train-fusion: setup  ## Refit the shipped fusion on the quality, cnn, fasnet and depth3d out-of-fold scores of $(DATA) (about 3 minutes)
+train-fusion: setup  ## Refit the shipped fusion on the quality, cnn, fasnet and depth3d out-of-fold scores of $(DATA) (about 4 minutes)
 	$(BIN)/liveness train fusion --data $(DATA)/nuaa_train --data $(DATA)/replay_dev \
 	    --data $(DATA)/replay_extra --data $(DATA)/webcam_frames --tests quality,cnn,fasnet,depth3d \
 	    --operating-point 'loco-bpcer<=10%/25%' --alternatives 'apcer<=5%,apcer<=1%'

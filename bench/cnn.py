@@ -27,27 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 from skimage import data
 
-from bench.timing import fresh_process_seconds, median_ms
+from bench.timing import median_ms, scorer_load_seconds
 from common.config import get_settings
 from common.faces import locate_face
 from workers.cnn.backbones import BACKBONES, get_backbone
 from workers.cnn.features import FeatureExtractor
-
-LOAD_SNIPPET = """
-import os, time
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-start = time.perf_counter()
-import numpy as np
-from pathlib import Path
-from workers.cnn.scorer import CnnTest
-from common.faces import locate_face
-from skimage import data
-test = CnnTest.from_dir(Path({folder!r}))
-image = data.astronaut()
-test.score(image, locate_face(image))
-print(time.perf_counter() - start)
-"""
 
 
 def main() -> None:
@@ -75,7 +59,7 @@ def main() -> None:
         return
     from workers.cnn.scorer import CnnTest
 
-    load_s = fresh_process_seconds(LOAD_SNIPPET.format(folder=str(folder)))
+    load_s = scorer_load_seconds("workers.cnn.scorer:CnnTest", folder)
     test = CnnTest.from_dir(folder)
     image = data.astronaut()
     face = locate_face(image)

@@ -24,22 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from skimage import data
 
-from bench.timing import fresh_process_seconds, median_ms
+from bench.timing import median_ms, scorer_load_seconds
 from common.config import get_settings
 from common.faces import locate_face
-
-LOAD_SNIPPET = """
-import time
-start = time.perf_counter()
-from pathlib import Path
-from skimage import data
-from common.faces import locate_face
-from workers.depth3d.scorer import Depth3dTest
-test = Depth3dTest.from_dir(Path({folder!r}))
-image = data.astronaut()
-test.score(image, locate_face(image))
-print(time.perf_counter() - start)
-"""
 
 
 def main() -> None:
@@ -68,7 +55,7 @@ def main() -> None:
     from workers.depth3d.signals import mesh_signals
     from workers.depth3d.volume import depth_map
 
-    load_s = fresh_process_seconds(LOAD_SNIPPET.format(folder=str(folder)))
+    load_s = scorer_load_seconds("workers.depth3d.scorer:Depth3dTest", folder)
     test = Depth3dTest.from_dir(folder)
     image = data.astronaut()
     face = locate_face(image)

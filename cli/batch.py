@@ -6,9 +6,10 @@ submitted and waited for (long-poll) by one of ``--concurrency`` threads, with t
 client's retries (429/503 with ``Retry-After``, lost connections; one idempotency key per
 image, so a retry never makes two jobs). Rows are appended to the CSV as images finish —
 the columns of ``liveness score --out`` (:func:`common.result.csv_row`) — so an
-interrupted run continues where it stopped: images whose path is already in the CSV are
-skipped. A closing summary gives the counts per decision and per reason and the
-latency percentiles (submission to result, as the client saw them).
+interrupted run continues where it stopped: images already scored in the CSV are
+skipped, and its error rows are dropped and their images tried again. A closing
+summary gives the counts per decision and per reason and the latency percentiles
+(submission to result, as the client saw them).
 """
 
 from __future__ import annotations
@@ -32,14 +33,25 @@ from common.result import LivenessResult, csv_columns, csv_row, escape_formula
 
 
 def done_paths(out: Path) -> tuple[set[str], list[str] | None]:
-    """(the ``path`` cells of an existing CSV, its header); empty and ``None`` when the
-    file does not exist or is empty."""
+    """(the ``path`` cells of an existing CSV's scored rows, its header); empty and
+    ``None`` when the file does not exist or is empty. Error rows (a timeout, an
+    unreachable service, a refused file) are dropped from the file, so that their
+    images are tried again."""
     if not out.is_file() or out.stat().st_size == 0:
         return set(), None
     with out.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        return {row["path"] for row in reader if row.get("path")}, reader.fieldnames and list(
-            reader.fieldnames)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    kept = [row for row in rows if row.get("decision") != "error"]
+    if len(kept) < len(rows):
+        temporary = out.with_name(out.name + ".tmp")
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(kept)
+        temporary.replace(out)
+    return {row["path"] for row in kept if row.get("path")}, header or None
 
 
 def job_row(path: str, job: Any, tests: Sequence[str], latency_s: float) -> dict[str, Any]:
@@ -67,7 +79,8 @@ def summary_lines(decisions: Counter, reasons: Counter, latencies: Sequence[floa
                   skipped: int) -> Iterator[str]:
     """The closing summary (module docstring)."""
     total = sum(decisions.values())
-    yield (f"{total} images scored ({skipped} already in the CSV): "
+    yield (f"{total} image{'' if total == 1 else 's'} scored ({skipped} already in the "
+           "CSV): "
            + ", ".join(f"{d} {n}" for d, n in decisions.most_common()))
     if reasons:
         yield "reasons: " + ", ".join(f"{r} {n}" for r, n in reasons.most_common())

@@ -170,8 +170,9 @@ def serve_command(host: str, port: int, pools: str, concurrency: int,
     supervisor = Supervisor(programs, run_dir, env, sink_for=sink_for, cwd=PROJECT_ROOT,
                             start_retries=start_retries)
     try:
-        click.echo(f"starting Redis, the gateway and the pools {', '.join(pool_names)} "
-                   f"(start-up logs: {run_dir}/) …", err=True)
+        starts_redis = any(p.name.startswith("redis") for p in programs)
+        click.echo(f"starting {'Redis, ' if starts_redis else ''}the gateway and the pools "
+                   f"{', '.join(pool_names)} (start-up logs: {run_dir}/) …", err=True)
         supervisor.start()
         base = f"http://{host}:{port}"
 

@@ -5,7 +5,8 @@ Every frame (or every ``--every``-th) goes through the in-process pipeline
 draws the face box coloured by the frame's decision, the fused score against its
 threshold, the decision smoothed over the last ``--window`` frames
 (:class:`common.videoio.DecisionSmoother`) and the frames per second. With ``--out`` the
-annotated frames are written to a video (MP4); the OpenCV build this project installs
+annotated frames are written to a video (MP4, at the source's frame rate divided by
+``--every``; 25 fps for a camera); the OpenCV build this project installs
 is headless, so a window is shown only with ``--show`` where OpenCV has a GUI. One line
 per scored frame goes to stdout as JSON with ``--json``.
 """
@@ -94,6 +95,11 @@ def watch_command(camera: int | None, video: str | None, out: str | None, test_n
     except LivenessError as exc:
         raise click.ClickException(exc.message) from exc
     smoother = DecisionSmoother(window, live_share)
+    source_fps = 25.0
+    if video is not None:
+        probe = cv2.VideoCapture(str(video))
+        source_fps = probe.get(cv2.CAP_PROP_FPS) or 25.0
+        probe.release()
     writer = None
     last = time.perf_counter()
     fps = 0.0
@@ -112,7 +118,7 @@ def watch_command(camera: int | None, video: str | None, out: str | None, test_n
                 if writer is None:
                     h, w = annotated.shape[:2]
                     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"),
-                                             max(1.0, 25.0 / every), (w, h))
+                                             max(1.0, source_fps / every), (w, h))
                 writer.write(cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
             if as_json:
                 click.echo(json.dumps({"frame": index, "decision": result.decision,

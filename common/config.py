@@ -198,6 +198,20 @@ class Settings:
     #: Serve the page where a person tries the service with their camera (``/demo``;
     #: ``/`` redirects to it). ``false``: both answer 404.
     demo_page: bool = True
+    # --- colour-flash challenge (common/challenge; thresholds measured on simulated
+    # frames: bench/challenge.py, README "Challenge-response") ---
+    #: Colours per challenge (4-16), and how long the page shows each, milliseconds
+    #: (the camera needs ~200 ms to deliver a frame lit by a new colour).
+    challenge_length: int = 8
+    challenge_step_ms: int = 400
+    #: A challenge must be answered (its job submitted) within this many seconds.
+    challenge_ttl_s: int = 120
+    #: Largest challenge frame, bytes (the page sends 640-px JPEGs of ~30-80 KB).
+    challenge_frame_max_bytes: int = 500_000
+    #: The face's colour must follow the sequence with at least this correlation, and
+    #: respond at least this strongly (the screen's light relative to the room's).
+    challenge_min_correlation: float = 0.8
+    challenge_min_response: float = 0.01
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -254,6 +268,11 @@ class Settings:
             from common.sealing import parse_keys
 
             parse_keys(settings.image_keys)  # SettingsError naming the bad entry
+        if not 4 <= settings.challenge_length <= 16:
+            raise SettingsError("LIVENESS_CHALLENGE_LENGTH must be 4-16 colours")
+        if settings.challenge_step_ms < 100 or settings.challenge_ttl_s <= 0:
+            raise SettingsError("LIVENESS_CHALLENGE_STEP_MS must be at least 100 and "
+                                "LIVENESS_CHALLENGE_TTL_S positive")
         if settings.aof_rewrite_s < 0:
             raise SettingsError("LIVENESS_AOF_REWRITE_S must be 0 (off) or a positive number "
                                 "of seconds")

@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from celery import chord, group
 from celery.result import denied_join_result
 from kombu.exceptions import OperationalError
 
+from common.challenge.store import Challenge, ChallengeError, ChallengeStore
 from common.config import Settings
 from common.egress import Resolver, check_callback_url, parse_allowlist, system_resolver
 from common.errors import ImageError, LivenessError, ModelError
@@ -55,9 +56,15 @@ __all__ = ["ExplainUnsupportedError", "IdempotencyConflictError", "JobService",
 
 
 def request_fingerprint(image: bytes, tests: Iterable[str], callback_url: str | None,
-                        explain: bool = False, profile: str = "") -> str:
+                        explain: bool = False, profile: str = "",
+                        challenge_id: str | None = None,
+                        frames: Iterable[bytes] = ()) -> str:
     """SHA-256 hex of what makes two submissions the same request."""
     digest = hashlib.sha256(image)
+    if challenge_id:
+        digest.update(b"\0challenge=" + challenge_id.encode())
+        for frame in frames:
+            digest.update(hashlib.sha256(frame).digest())
     digest.update(b"\0" + ",".join(tests).encode() + b"\0" + (callback_url or "").encode())
     if explain:
         digest.update(b"\0explain")
@@ -181,6 +188,7 @@ class JobService:
         self.profiles = ProfileCatalog(self.settings.models_dir)
         self.key_profiles = parse_key_profiles(self.settings.key_profiles)
         self._check_default_profiles()
+        self.challenges = ChallengeStore(store.redis, self.settings)
 
     def _check_default_profiles(self) -> None:
         """Refuse to start (:class:`ModelError`) when ``LIVENESS_DEFAULT_PROFILE`` or a
@@ -281,8 +289,16 @@ class JobService:
         _prechecked: bool = False,
         explain: bool = False,
         profile: str | None = None,
+        challenge_id: str | None = None,
+        frames: Sequence[bytes] = (),
     ) -> dict[str, Any]:
         """Validate, store and enqueue one image; the queued job dict.
+
+        ``challenge_id`` and ``frames``: the answer to a colour-flash challenge (``POST
+        /v1/challenges``), one frame per colour in order. The challenge is bound to this
+        job (:class:`common.challenge.store.ChallengeError` subclasses when it is unknown,
+        another key's, used, or answered too soon; released again when the submission
+        fails), and the face stage checks the frames.
 
         With an ``idempotency_key`` already used by this owner for the same request
         (same image bytes, tests and callback URL), the existing job is returned and
@@ -296,6 +312,10 @@ class JobService:
             self.check_callback(callback_url)
             self.check_capacity(names)
         decode_image(image_bytes, self.settings)  # typed ImageError on bad input
+        if bool(challenge_id) != bool(frames):
+            raise ChallengeError("a challenge is answered with its id ('challenge') and its "
+                                 "frames ('frames'), both or neither")
+        self.check_frames(frames)
         job_id = new_id()
         started = time.monotonic()
         created = time.time()
@@ -307,17 +327,26 @@ class JobService:
             idem = None
             if idempotency_key:
                 fingerprint = request_fingerprint(image_bytes, names, callback_url, explain,
-                                                  profile_name)
+                                                  profile_name, challenge_id, frames)
                 existing = self.store.claim_idempotency(owner, idempotency_key, job_id,
                                                         fingerprint,
                                                         self.store.pending_ttl_s())
                 if existing is not None:
                     return self._replay(owner, existing)
                 idem = self.store.idem_key(owner, idempotency_key)
+            challenge: Challenge | None = None
             try:
+                if challenge_id:
+                    challenge = self.challenges.claim(owner, challenge_id, job_id)
+                    if len(frames) != len(challenge.colours):
+                        raise ChallengeError(
+                            f"challenge {challenge_id!r} has {len(challenge.colours)} "
+                            f"colours; send one frame per colour, not {len(frames)}")
                 record = self.store.create_job(
                     job_id, owner, image_bytes, names, callback_url, batch_id, idem, explain,
-                    profile_name, pending=True, created=created)
+                    profile_name, pending=True, created=created,
+                    challenge=challenge.job_field() if challenge else None,
+                    frames=list(frames) or None)
                 self._enqueue(job_id, names)
                 # Past half the grace a worker may already have given up waiting.
                 in_time = time.monotonic() - started < self.settings.submit_grace_s / 2
@@ -326,6 +355,8 @@ class JobService:
                                                 "time; retry later")
             except BaseException:
                 self._discard(job_id, idem)
+                if challenge_id:
+                    self._release_challenge(challenge_id, job_id)
                 raise
         record.pop("pending", None)
         return job_view(job_id, record)
@@ -351,6 +382,13 @@ class JobService:
             log.warning("failed submission %s left for the deadline sweep (%s: %s)", job_id,
                         type(exc).__name__, exc)
 
+    def _release_challenge(self, challenge_id: str, job_id: str) -> None:
+        try:
+            self.challenges.release(challenge_id, job_id)
+        except redis.RedisError as exc:
+            log.warning("challenge of failed submission %s not released (%s)", job_id,
+                        type(exc).__name__)
+
     def _erase_jobs(self, job_ids: list[str]) -> None:
         """Best-effort erasure of jobs of a batch whose submission failed."""
         for job_id in job_ids:
@@ -375,6 +413,26 @@ class JobService:
         # outage of that connection would turn into "retry limit exceeded" errors.
         with denied_join_result():
             chord(stages, finalize, app=app).apply_async()
+
+    def issue_challenge(self, owner: str) -> dict[str, Any]:
+        """A new colour-flash challenge for ``owner`` (``POST /v1/challenges``)."""
+        with _available():
+            return self.challenges.issue(owner).public()
+
+    def check_frames(self, frames: Sequence[bytes]) -> None:
+        """Every challenge frame must be an image the service can read: the first bad
+        one raises its :class:`ImageError` (its code and status), the message naming it."""
+        for number, frame in enumerate(frames, 1):
+            if len(frame) > self.settings.challenge_frame_max_bytes:
+                raise ChallengeError(f"challenge frame {number} has {len(frame)} bytes; the "
+                                     f"limit is {self.settings.challenge_frame_max_bytes} "
+                                     "(LIVENESS_CHALLENGE_FRAME_MAX_BYTES)")
+            try:
+                decode_image(frame, self.settings)
+            except ImageError as exc:
+                exc.message = f"challenge frame {number}: {exc.message}"
+                exc.args = (exc.message,)
+                raise
 
     def get(self, owner: str, job_id: str) -> dict[str, Any] | None:
         """The job dict; ``status="expired"`` after result expiry; None if not the owner's."""

@@ -12,6 +12,11 @@ Keys (prefix ``liveness:``):
                             (the submitting service's job_deadline_s), idem_key,
                             face (JSON of the face stage's ``FaceDetection``, once it ran),
                             pending ("1" while its submission is not confirmed, below).
+- ``image:<id>:frames``     a challenge's frames (length-prefixed, sealed like the image),
+                            same TTL, deleted with it; only for jobs answering a
+                            colour-flash challenge (the record's ``challenge``: id,
+                            colours, step_ms; ``challenge_result``: the face stage's
+                            :class:`common.result.ChallengeCheck`).
 - ``job:<id>:outcomes``     hash: test name → JSON of a ``TestOutcome``.
 - ``job:<id>:started``      hash: stage (``face`` or a test) → when its task first started.
 - ``deadlines``             sorted set: job id → when its deadline is due: submission +
@@ -109,7 +114,8 @@ if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 return 1
 """
 
-# Confirm a pending submission (KEYS: job, deadlines, image, tombstone; ARGV: job id,
+# Confirm a pending submission (KEYS: job, deadlines, image, tombstone, confirmed
+# channel, challenge frames; ARGV: job id,
 # grace deadline, start deadline, image TTL, record TTL, tombstone TTL, idempotency TTL):
 # only while the sweep has not claimed its grace deadline (the score is still at most
 # that deadline; a claim moves it later), so a job is either confirmed or erased.
@@ -121,6 +127,7 @@ if (not score) or tonumber(score) > tonumber(ARGV[2]) then return 0 end
 redis.call('HDEL', KEYS[1], 'pending')
 redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('EXPIRE', KEYS[6], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[4], ARGV[6])
 local idem = redis.call('HGET', KEYS[1], 'idem_key')
@@ -231,6 +238,10 @@ class JobStore:
         return f"{PREFIX}image:{job_id}"
 
     @staticmethod
+    def frames_key(job_id: str) -> str:
+        return f"{PREFIX}image:{job_id}:frames"
+
+    @staticmethod
     def job_key(job_id: str) -> str:
         return f"{PREFIX}job:{job_id}"
 
@@ -278,6 +289,7 @@ class JobStore:
         """Every key that belongs to one job (what GDPR erasure deletes)."""
         return [
             self.image_key(job_id),
+            self.frames_key(job_id),
             self.job_key(job_id),
             self.outcomes_key(job_id),
             self.explanations_key(job_id),
@@ -323,6 +335,8 @@ class JobStore:
         profile: str = "",
         pending: bool = False,
         created: float | None = None,
+        challenge: dict[str, Any] | None = None,
+        frames: list[bytes] | None = None,
     ) -> dict[str, Any]:
         """Store the image (with TTL), the queued job record and its expiry tombstone.
 
@@ -330,7 +344,8 @@ class JobStore:
         (:meth:`put_explanation`), kept no longer than the job's result. ``pending``: the
         submission is not confirmed yet — every key lives :meth:`pending_ttl_s` and the
         deadline is ``created`` (Unix time, default now) + ``submit_grace_s``, until
-        :meth:`confirm_job`; workers do not run it before.
+        :meth:`confirm_job`; workers do not run it before. ``challenge`` (JSON-able)
+        and ``frames`` (encoded images, in order): a colour-flash challenge's answer.
         """
         s = self.settings
         created = time.time() if created is None else created
@@ -354,6 +369,8 @@ class JobStore:
         }
         if pending:
             record["pending"] = "1"
+        if challenge is not None:
+            record["challenge"] = json.dumps(challenge)
         image_ttl, record_ttl, tombstone_ttl = self._ttls()
         deadline = created + s.job_start_timeout_s
         if pending:
@@ -362,6 +379,10 @@ class JobStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(self.image_key(job_id), self.sealer.seal(image, self.image_key(job_id)),
                  ex=image_ttl)
+        if frames:
+            packed = b"".join(len(f).to_bytes(4, "big") + f for f in frames)
+            pipe.set(self.frames_key(job_id),
+                     self.sealer.seal(packed, self.frames_key(job_id)), ex=image_ttl)
         pipe.hset(self.job_key(job_id), mapping=record)
         pipe.expire(self.job_key(job_id), record_ttl)
         pipe.set(self.expired_key(job_id), owner, ex=tombstone_ttl)
@@ -396,7 +417,8 @@ class JobStore:
         s = self.settings
         image_ttl, record_ttl, tombstone_ttl = self._ttls()
         keys = [self.job_key(job_id), DEADLINES_KEY, self.image_key(job_id),
-                self.expired_key(job_id), self.confirmed_channel(job_id)]
+                self.expired_key(job_id), self.confirmed_channel(job_id),
+                self.frames_key(job_id)]
         args = [job_id, repr(self.grace_deadline(created)),
                 repr(created + s.job_start_timeout_s), image_ttl, record_ttl, tombstone_ttl,
                 s.result_ttl_s]
@@ -451,9 +473,23 @@ class JobStore:
         sealed = self.redis.get(self.image_key(job_id))
         return None if sealed is None else self.sealer.open(sealed, self.image_key(job_id))
 
+    def get_frames(self, job_id: str) -> list[bytes] | None:
+        """The job's challenge frames (unsealed, in order); ``None`` when it has none or
+        they are gone. Raises :class:`common.sealing.UnsealError` like :meth:`get_image`."""
+        sealed = self.redis.get(self.frames_key(job_id))
+        if sealed is None:
+            return None
+        packed = self.sealer.open(sealed, self.frames_key(job_id))
+        frames, at = [], 0
+        while at < len(packed):
+            size = int.from_bytes(packed[at:at + 4], "big")
+            frames.append(packed[at + 4:at + 4 + size])
+            at += 4 + size
+        return frames
+
     def delete_image(self, job_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.image_key(job_id))
+        pipe.delete(self.image_key(job_id), self.frames_key(job_id))
         pipe.incr(ERASURES_KEY)
         pipe.execute()
 
@@ -482,6 +518,11 @@ class JobStore:
         """Record the face stage's result; ignored (False) once the job finished or vanished."""
         return bool(self._put_face(keys=[self.job_key(job_id), self.face_channel(job_id)],
                                    args=[json.dumps(face), now_iso(), "face"]))
+
+    def put_challenge_result(self, job_id: str, check: dict[str, Any]) -> bool:
+        """Record the challenge check (before :meth:`put_face`, which wakes the tests)."""
+        return bool(self._put_face(keys=[self.job_key(job_id), self.face_channel(job_id)],
+                                   args=[json.dumps(check), now_iso(), "challenge_result"]))
 
     def put_face_error(self, job_id: str, error: str) -> bool:
         """Record that the face stage ran and failed (``code: message``)."""
@@ -568,7 +609,7 @@ class JobStore:
                 "error": error or "",
             },
         )
-        pipe.delete(self.image_key(job_id))
+        pipe.delete(self.image_key(job_id), self.frames_key(job_id))
         pipe.incr(ERASURES_KEY)
         for key in (self.job_key(job_id), self.outcomes_key(job_id), self.started_key(job_id),
                     self.final_key(job_id), self.explanations_key(job_id)):
@@ -712,4 +753,6 @@ class JobStore:
         record["explanations"] = json.loads(record.get("explanations") or "[]")
         record["result"] = json.loads(record["result"]) if record.get("result") else None
         record["face"] = json.loads(record["face"]) if record.get("face") else None
+        for name in ("challenge", "challenge_result"):
+            record[name] = json.loads(record[name]) if record.get(name) else None
         return record

@@ -15,20 +15,24 @@ process; the fusion is loaded once per process from the models folder
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from common.challenge.check import check_challenge
+from common.challenge.sequence import parse_hex
 from common.config import Settings, get_settings
-from common.errors import LivenessError
+from common.errors import ImageError, LivenessError
 from common.faces import locate_face
+from common.faces.detectors import get_detector
 from common.fusion import FusedScore, Fusion, decide, load_fusion
+from common.imageio import decode_image
 from common.liveness_test import LivenessTest, needs_face
 from common.profiles import Profile, ProfileCatalog
 from common.registry import TestRegistry, default_registry
-from common.result import FaceDetection, LivenessResult, TestOutcome
+from common.result import ChallengeCheck, FaceDetection, LivenessResult, TestOutcome
 
 #: Reason code added for every test that produced no score.
 TEST_FAILED = "test_failed"
@@ -62,6 +66,27 @@ def fusion_for(settings: Settings | None = None) -> Fusion:
 def run_face_stage(image: np.ndarray, settings: Settings | None = None) -> FaceDetection:
     """The face stage: where the face is (run once per image; every test gets it)."""
     return locate_face(image, settings or get_settings())
+
+
+def run_challenge_check(image: np.ndarray, face: FaceDetection, frames: Sequence[bytes] | None,
+                        challenge: Mapping[str, object], settings: Settings | None = None
+                        ) -> ChallengeCheck:
+    """Check a job's colour-flash answer: ``frames`` (encoded images, one per colour of
+    ``challenge["colours"]``, ``#rrggbb``) against the job's ``image`` (RGB uint8) and its
+    located ``face`` (:func:`common.challenge.check_challenge`). Frames that are gone or
+    cannot be decoded give ``unreadable`` / ``not_checked``; never raises on content."""
+    settings = settings or get_settings()
+    challenge_id = str(challenge.get("id") or "") or None
+    colours = [parse_hex(str(c)) for c in challenge["colours"]]  # type: ignore[attr-defined]
+    try:
+        decoded = [decode_image(frame, settings) for frame in frames or ()]
+    except ImageError:
+        decoded = []
+    if len(decoded) != len(colours):
+        return ChallengeCheck(outcome="unreadable", why="not_checked",
+                              challenge_id=challenge_id, frames=len(frames or ()))
+    return check_challenge(image, face.box if face.found else None, decoded, colours,
+                           get_detector(settings.face_detector), settings, challenge_id)
 
 
 def run_test(test: LivenessTest, image: np.ndarray, face: FaceDetection | None
@@ -104,7 +129,8 @@ def _cached_catalog(models_dir: Path) -> ProfileCatalog:
 
 
 def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: float,
-            fusion: Fusion, profile: Profile | None = None) -> LivenessResult:
+            fusion: Fusion, profile: Profile | None = None,
+            challenge: ChallengeCheck | None = None) -> LivenessResult:
     """Fuse whatever test outcomes arrived into one result (the fusion worker's path too).
 
     A capture the face stage could not judge (no face, or a failed capture check:
@@ -121,6 +147,10 @@ def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: f
     the fused score is another model's (a subset's), which the profile does not
     calibrate: it is not applied and the decision is ``retry``
     (``profile_not_applicable:<name>``).
+
+    A job that answered a colour-flash ``challenge`` is ``live`` only when the check
+    passed: ``failed`` makes it ``spoof``, ``no_response`` and ``unreadable`` make a
+    decision that is not already ``spoof`` ``retry``; its reason code is added.
     """
     fused = fusion.fuse(outcomes)
     fused_score = None
@@ -146,6 +176,12 @@ def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: f
                                 if o.score is None), *extra]
     if score is not None and fused_decision == "retry" and not extra:
         reasons.append(RETRY_BAND)
+    if challenge is not None and not challenge.passed:
+        if challenge.outcome == "failed":
+            decision = "spoof"
+        elif decision != "spoof":
+            decision = "retry"
+        reasons.append(challenge.reason or "")
     return LivenessResult(
         score=score,
         decision=decision,
@@ -158,6 +194,7 @@ def combine(face: FaceDetection, outcomes: Mapping[str, TestOutcome], seconds: f
         operating_point=fused.operating_point,
         probability=fused.probability,
         fused_score=fused_score,
+        challenge=challenge,
     )
 
 

@@ -198,6 +198,73 @@ class TestOutcome:
         )
 
 
+#: Outcomes of a challenge check, and the decision each leaves possible.
+CHALLENGE_OUTCOMES: dict[str, str] = {
+    "passed": "the light on the face followed the sequence: the tests decide",
+    "failed": "the frames changed, but not as this screen's sequence would make them "
+              "(decision spoof)",
+    "no_response": "the face's colour did not change enough to be read: bright room, dim "
+                   "screen, or a stream not lit by the screen (decision retry)",
+    "unreadable": "the frames could not be measured: no face, several faces, the face "
+                  "moved, or it is too dark or clipped (decision retry)",
+}
+
+
+@dataclass(frozen=True)
+class ChallengeCheck:
+    """Whether the light reflected on the face followed a colour-flash challenge."""
+
+    outcome: str = field(metadata=_doc(
+        "; ".join(f"{k}: {v}" for k, v in CHALLENGE_OUTCOMES.items()), example="passed"))
+    why: str | None = field(default=None, metadata=_doc(
+        "what failed: wrong_sequence, background_follows (the room changed colour as much "
+        "as the face: a software tint), other_person (the frames show another face than "
+        "the image), face_missing, several_faces, face_moved, face_too_close (no room "
+        "visible behind the person), background_unreadable (the room behind is blown out "
+        "or black), frame_sizes_differ, exposure (the face is clipped or too dark), "
+        "not_checked; null when passed"))
+    challenge_id: str | None = field(default=None, metadata=_doc("the challenge's id"))
+    correlation: float | None = field(default=None, metadata=_doc(
+        "how closely the face's colour changes followed the sequence, -1-1"))
+    response: float | None = field(default=None, metadata=_doc(
+        "strength of the face's response: the screen's light relative to the room's"))
+    background_response: float | None = field(default=None, metadata=_doc(
+        "the same, measured on the room behind the person"))
+    identity_distance: float | None = field(default=None, metadata=_doc(
+        "face_recognition distance between the face of the image and of the frames "
+        "(same person below 0.6)"))
+    frames: int = field(default=0, metadata=_doc("frames received"))
+    seconds: float = field(default=0.0, metadata=_doc("time the check took"))
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    @property
+    def reason(self) -> str | None:
+        """The result's reason code (``challenge_<outcome>[:<why>]``); None when passed."""
+        if self.passed:
+            return None
+        return f"challenge_{self.outcome}" + (f":{self.why}" if self.why else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChallengeCheck:
+        def number(name: str) -> float | None:
+            value = data.get(name)
+            return None if value is None else float(value)
+
+        return cls(outcome=str(data["outcome"]), why=data.get("why"),
+                   challenge_id=data.get("challenge_id"),
+                   correlation=number("correlation"), response=number("response"),
+                   background_response=number("background_response"),
+                   identity_distance=number("identity_distance"),
+                   frames=int(data.get("frames") or 0),
+                   seconds=float(data.get("seconds") or 0.0))
+
+
 @dataclass(frozen=True)
 class LivenessResult:
     """The answer for one image; ``to_dict`` is the JSON the CLI prints and jobs store.
@@ -221,8 +288,9 @@ class LivenessResult:
         "processing time of the image (in the service: from its first task's start)"))
     reasons: tuple[str, ...] = field(default=(), metadata=_doc(
         "reason codes: the face stage's (see face.reasons), score_in_retry_band (the fused "
-        "score is too close to its threshold to decide) and test_failed:<test> for each "
-        "test without a score"))
+        "score is too close to its threshold to decide), test_failed:<test> for each "
+        "test without a score, and challenge_<outcome>[:<why>] when a colour-flash "
+        "challenge did not pass (see challenge)"))
     missing_tests: dict[str, str] | None = field(
         default=None, metadata=_doc("test → why it has no score"))
     timings: dict[str, Any] | None = field(default=None, metadata=_doc("where the time went"))
@@ -236,6 +304,10 @@ class LivenessResult:
     fused_score: float | None = field(default=None, metadata=_doc(
         "with a calibration profile: the fusion's score before the profile mapped it "
         "(then `score` is the calibrated probability); null without a profile"))
+    challenge: ChallengeCheck | None = field(default=None, metadata=_doc(
+        "the colour-flash challenge check of a job submitted with one (POST "
+        "/v1/challenges); null otherwise. Not passed: the decision is spoof (failed) or "
+        "retry, and `reasons` names it"))
 
     @property
     def face_found(self) -> bool:
@@ -255,6 +327,7 @@ class LivenessResult:
             "operating_point": self.operating_point,
             "probability": self.probability,
             "fused_score": self.fused_score,
+            "challenge": None if self.challenge is None else self.challenge.to_dict(),
         }
         if self.missing_tests is not None:
             out["missing_tests"] = dict(self.missing_tests)
@@ -284,6 +357,8 @@ class LivenessResult:
             missing_tests=None if missing is None else {str(k): str(v)
                                                         for k, v in missing.items()},
             timings=None if timings is None else dict(timings),
+            challenge=(ChallengeCheck.from_dict(data["challenge"]) if data.get("challenge")
+                       else None),
         )
 
 
@@ -325,6 +400,7 @@ class JobView:
             "operating_point": r.operating_point if r else None,
             "probability": r.probability if r else None,
             "fused_score": r.fused_score if r else None,
+            "challenge": r.challenge.to_dict() if r and r.challenge else None,
             "error": self.error or None,
             "explanations": list(self.explanations),
         }

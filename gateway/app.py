@@ -19,7 +19,7 @@ from common.queueing import LivenessCelery, make_celery
 from common.registry import FACE_QUEUE, FUSION_QUEUE, TestRegistry
 from common.webhooks import check_master_secret
 from gateway.auth import KeyRing
-from gateway.blueprints import batches, demo, docs, health, jobs, metrics, profiles
+from gateway.blueprints import batches, challenges, demo, docs, health, jobs, metrics, profiles
 from gateway.context import Gateway
 from gateway.errors import register_error_handlers
 from gateway.intake import MemoryRequest, job_body_limit
@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None, celery_app: LivenessCelery | No
                                  methods=["GET", "HEAD"])
     reads(profiles.bp)
     app.register_blueprint(profiles.bp)
-    for bp in (jobs.bp, batches.bp):
+    for bp in (jobs.bp, batches.bp, challenges.bp):
         writes(bp)
         reads(bp)
         app.register_blueprint(bp)

@@ -27,6 +27,8 @@ from common.profiles import valid_name
 from gateway.errors import ApiError
 
 _ZIP_MAGIC = b"PK\x03\x04"
+#: The fields of ``POST /v1/jobs`` (both body styles).
+_JOB_FIELDS = {"image", "tests", "callback_url", "explain", "profile", "challenge", "frames"}
 _MAX_NAME = 255
 
 
@@ -51,16 +53,21 @@ class Submission:
     callback_url: str | None = None
     explain: bool = False
     profile: str | None = None
+    challenge: str | None = None
+    frames: list[bytes] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def job_body_limit(settings: Settings) -> int:
-    """Largest ``POST /v1/jobs`` body: a base64 image of the largest size plus slack."""
-    return settings.max_image_bytes * 4 // 3 + 1_048_576
+    """Largest ``POST /v1/jobs`` body: a base64 image of the largest size, a challenge's
+    frames of the largest size, plus slack."""
+    frames = settings.challenge_length * settings.challenge_frame_max_bytes
+    return (settings.max_image_bytes + frames) * 4 // 3 + 1_048_576
 
 
-def decode_base64(text: str) -> bytes:
-    """Standard or URL-safe base64, padding optional, whitespace and a data-URL prefix ok."""
+def decode_base64(text: str, name: str = "image") -> bytes:
+    """Standard or URL-safe base64, padding optional, whitespace and a data-URL prefix ok;
+    ``name`` is the field the error message names."""
     if text.startswith("data:"):
         _, _, text = text.partition(",")
     compact = "".join(text.split())
@@ -69,7 +76,7 @@ def decode_base64(text: str) -> bytes:
     try:
         return base64.b64decode(compact, altchars=altchars, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "invalid_base64", f"'image' is not valid base64: {exc}") from exc
+        raise ApiError(400, "invalid_base64", f"'{name}' is not valid base64: {exc}") from exc
 
 
 def parse_tests(value: Any) -> list[str] | None:
@@ -138,6 +145,35 @@ def validate_callback_url(value: Any) -> str | None:
     return value
 
 
+def parse_challenge(value: Any) -> str | None:
+    """``challenge``: a challenge id string or absent (400 ``invalid_challenge``)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise ApiError(400, "invalid_challenge", "'challenge' must be the id POST "
+                       "/v1/challenges returned")
+    return value
+
+
+def _json_frames(value: Any, settings: Settings) -> list[bytes]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, "invalid_request", "'frames' must be a list of base64 images")
+    if len(value) > settings.challenge_length:
+        raise ApiError(400, "invalid_request", f"'frames' holds {len(value)} images; a "
+                       f"challenge has {settings.challenge_length} colours")
+    return [decode_base64(v, f"frames[{n}]") for n, v in enumerate(value)]
+
+
+def _multipart_frames(settings: Settings) -> list[bytes]:
+    uploads = request.files.getlist("frames")
+    if len(uploads) > settings.challenge_length:
+        raise ApiError(400, "invalid_request", f"{len(uploads)} 'frames' files; a challenge "
+                       f"has {settings.challenge_length} colours")
+    return [_read_upload(u, settings.challenge_frame_max_bytes) for u in uploads]
+
+
 def validate_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
@@ -186,11 +222,11 @@ def parse_job_request(settings: Settings) -> Submission:
     """``POST /v1/jobs``: multipart field ``image`` or JSON ``{"image": base64, …}``."""
     if _is_json():
         data = _json_body()
-        unknown = sorted(set(data) - {"image", "tests", "callback_url", "explain", "profile"})
+        unknown = sorted(set(data) - _JOB_FIELDS)
         if unknown:
             shown = ", ".join(repr(str(n)[:40]) for n in unknown[:5])
             raise ApiError(400, "unknown_field", f"unknown field(s) {shown}; this operation "
-                           "takes image, tests, callback_url, explain, profile")
+                           f"takes {', '.join(sorted(_JOB_FIELDS))}")
         image = data.get("image")
         if image is None:
             raise ApiError(400, "missing_image", "the JSON body has no 'image' (base64) field")
@@ -202,9 +238,11 @@ def parse_job_request(settings: Settings) -> Submission:
             callback_url=validate_callback_url(data.get("callback_url")),
             explain=parse_explain(data.get("explain")),
             profile=parse_profile(data.get("profile")),
+            challenge=parse_challenge(data.get("challenge")),
+            frames=_json_frames(data.get("frames"), settings),
         )
     if request.mimetype == "multipart/form-data":
-        _refuse_unknown_fields({"image", "tests", "callback_url", "explain", "profile"})
+        _refuse_unknown_fields(_JOB_FIELDS)
         uploads = request.files.getlist("image")
         if not uploads:
             raise ApiError(400, "missing_image",
@@ -219,6 +257,8 @@ def parse_job_request(settings: Settings) -> Submission:
             callback_url=validate_callback_url(request.form.get("callback_url")),
             explain=parse_explain(request.form.get("explain")),
             profile=parse_profile(request.form.get("profile")),
+            challenge=parse_challenge(request.form.get("challenge")),
+            frames=_multipart_frames(settings),
         )
     raise ApiError(415, "unsupported_media_type",
                    "send multipart/form-data with an 'image' file, or application/json "

@@ -53,6 +53,7 @@ _SCHEMAS = (
     schemas.ErrorSchema, schemas.JobSubmitJsonSchema, schemas.JobSubmitMultipartSchema,
     schemas.JobAcceptedSchema, schemas.JobSchema, schemas.BatchMultipartSchema,
     schemas.BatchSchema, schemas.HealthSchema, schemas.ReadySchema, schemas.ProfilesSchema,
+    schemas.ChallengeSchema,
 )
 
 

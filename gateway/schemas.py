@@ -64,6 +64,12 @@ class JobSubmitJsonSchema(Schema):
     explain = fields.Boolean(load_default=False, metadata={
         "description": "store a Grad-CAM explanation PNG per test that has one (the cnn "
                        "test); kept no longer than the result (LIVENESS_RESULT_TTL_S)"})
+    challenge = fields.String(metadata={
+        "description": "the id of the colour-flash challenge these frames answer (POST "
+                       "/v1/challenges); with `frames`"})
+    frames = fields.List(fields.String(metadata={"format": "byte"}), metadata={
+        "description": "one base64 camera frame per colour of the challenge, in order (each "
+                       "at most LIVENESS_CHALLENGE_FRAME_MAX_BYTES)"})
 
 
 class JobSubmitMultipartSchema(Schema):
@@ -74,6 +80,23 @@ class JobSubmitMultipartSchema(Schema):
     explain = fields.String(metadata={"description": "true or false (default), as in the "
                                                      "JSON body", "example": "true"})
     profile = fields.String(metadata={"description": "as in the JSON body"})
+    challenge = fields.String(metadata={"description": "as in the JSON body"})
+    frames = fields.List(_binary("one camera frame per colour of the challenge; repeat the "
+                                 "field per frame, in order"))
+
+
+class ChallengeSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "the challenge's id (a nonce)"})
+    colours = fields.List(fields.String(), required=True, metadata={
+        "description": "the colours to flash, in order, #rrggbb", "example":
+        ["#ff0000", "#00ffff", "#0000ff", "#ffff00"]})
+    step_ms = fields.Integer(required=True, metadata={
+        "description": "how long to show each colour before grabbing its frame, ms"})
+    frames = fields.Integer(required=True, metadata={"description": "frames to send"})
+    expires_at = fields.String(required=True, metadata={
+        "description": "submit the job before this time (ISO 8601 UTC)"})
+    links = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "jobs: where to submit the answer"})
 
 
 class JobAcceptedSchema(Schema):
@@ -157,7 +180,8 @@ def _job_schema() -> type[Schema]:
     attrs["links"] = fields.Nested(LinksSchema)
     ordered = ["id", "status", "created_at", "updated_at", "tests", "score", "decision",
                "threshold", "fusion", "face_found", "face", "reasons", "tests_detail",
-               "missing_tests", "timings", "operating_point", "probability", "fused_score", "error",
+               "missing_tests", "timings", "operating_point", "probability", "fused_score",
+               "challenge", "error",
                "explanations", "links"]
     return type("JobSchema", (Schema,), {k: attrs[k] for k in ordered})
 

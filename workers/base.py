@@ -33,9 +33,9 @@ from common.errors import LivenessError
 from common.imageio import decode_image
 from common.jobstore import TERMINAL, JobStore
 from common.liveness_test import needs_face
-from common.pipeline import run_face_stage, run_test
+from common.pipeline import run_challenge_check, run_face_stage, run_test
 from common.registry import TestRegistry
-from common.result import FaceDetection, TestOutcome
+from common.result import ChallengeCheck, FaceDetection, TestOutcome
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,9 @@ def execute_face_stage(store: JobStore, settings: Settings, job_id: str) -> dict
     """Locate job ``job_id``'s face once and store it in the job record; never raises.
 
     Returns a small summary. When the image is gone (expired, erased) nothing is
-    stored: the tests then record ``image_missing`` themselves.
+    stored: the tests then record ``image_missing`` themselves. A job answering a
+    colour-flash challenge also gets its check (:func:`common.pipeline.run_challenge_check`)
+    stored, before the face.
     """
     job = confirmed_job(store, settings, job_id)
     if job is None or job["status"] in TERMINAL:
@@ -118,8 +120,27 @@ def execute_face_stage(store: JobStore, settings: Settings, job_id: str) -> dict
         log.exception("face stage failed on job %s", job_id)
         store.put_face_error(job_id, f"{INTERNAL_ERROR}: {type(exc).__name__}")
         return {"stage": "face", "error": f"{INTERNAL_ERROR}: {type(exc).__name__}"}
+    if job.get("challenge"):
+        _check_challenge(store, settings, job_id, job["challenge"], image, face)
     store.put_face(job_id, face.to_dict())
     return {"stage": "face", "found": face.found}
+
+
+def _check_challenge(store: JobStore, settings: Settings, job_id: str,
+                     challenge: dict[str, Any], image: Any, face: FaceDetection) -> None:
+    """Check the job's colour-flash frames and store the verdict (before the face, which
+    wakes the tests). A failure of the check itself is stored as ``unreadable`` /
+    ``not_checked``: the job can then never be ``live``."""
+    try:
+        check = run_challenge_check(image, face, store.get_frames(job_id), challenge,
+                                    settings)
+    except Exception as exc:  # a bug, a sealing error or the soft time limit: not passed
+        log.exception("challenge check failed on job %s", job_id)
+        check = ChallengeCheck(outcome="unreadable", why="not_checked",
+                               challenge_id=challenge.get("id"))
+        if isinstance(exc, LivenessError):
+            log.error("challenge check of job %s: %s", job_id, exc.message)
+    store.put_challenge_result(job_id, check.to_dict())
 
 
 def execute_test(store: JobStore, settings: Settings, registry: TestRegistry, name: str,

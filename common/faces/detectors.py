@@ -64,7 +64,7 @@ class FaceDetector(Protocol):
         ...
 
 
-def _box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     if w <= 0 or h <= 0:
@@ -78,7 +78,7 @@ def deduplicate(faces: list[RawFace], iou: float = DUPLICATE_IOU) -> list[RawFac
     """Faces sorted by score with any face overlapping a better one (IoU > ``iou``) dropped."""
     kept: list[RawFace] = []
     for face in sorted(faces, key=lambda f: -f.score):
-        if all(_box_iou(face.box, k.box) <= iou for k in kept):
+        if all(box_iou(face.box, k.box) <= iou for k in kept):
             kept.append(face)
     return kept
 

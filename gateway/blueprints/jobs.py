@@ -51,6 +51,12 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         different image, tests or callback_url it answers 409. A `callback_url` must
         resolve to public addresses only (unless LIVENESS_WEBHOOK_ALLOWLIST names the
         network): loopback, private, link-local and metadata addresses are refused.
+        `challenge` and `frames` answer a colour-flash challenge (POST /v1/challenges):
+        one frame per colour, in order; the result's `challenge` says whether the light
+        on the face followed it (unknown/expired/another key's challenge → 422
+        unknown_challenge, already answered → 409 challenge_used, answered faster than
+        its colours can be shown → 422 challenge_answered_too_soon, a frame count other
+        than its colours → 422 invalid_challenge).
       tags: [jobs]
       security: [{bearerAuth: []}, {apiKeyHeader: []}]
       parameters:
@@ -88,7 +94,8 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     idem = validate_idempotency_key(request.headers.get("Idempotency-Key"))
     sub = parse_job_request(gw.settings)
     job = gw.jobs.submit(g.owner, sub.image, tests=sub.tests, callback_url=sub.callback_url,
-                         idempotency_key=idem, explain=sub.explain, profile=sub.profile)
+                         idempotency_key=idem, explain=sub.explain, profile=sub.profile,
+                         challenge_id=sub.challenge, frames=sub.frames)
     SUBMITTED.labels("job").inc()
     body = {"id": job["id"], "status": job["status"],
             "links": {"self": url_for("jobs.get_job", job_id=job["id"])}}

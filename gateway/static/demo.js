@@ -14,7 +14,11 @@ const GUIDANCE = {
   face_turned: "Look straight at the camera.",
   landmarks_unreliable: "Hold your head upright and still.",
   score_in_retry_band: "Too close to call: try again.",
+  challenge_failed: "The light on the face did not follow the screen's colours.",
+  challenge_no_response: "The screen's light did not show on your face: turn the screen brightness up or move away from bright light, then try again.",
+  challenge_unreadable: "Hold still, face the screen, and keep some of the room visible behind you while it flashes.",
 };
+const hint = (reason) => GUIDANCE[reason] || GUIDANCE[reason.split(":")[0]];
 const GUIDE_EVERY_MS = 2500;
 let stream = null;
 let guiding = false;
@@ -56,10 +60,11 @@ function frameBlob(maxSide) {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
 }
 
-async function submit(blob, options) {
+async function submit(blob, options, frames = []) {
   const form = new FormData();
   form.append("image", blob, "capture.jpg");
   for (const [name, value] of Object.entries(options)) form.append(name, value);
+  frames.forEach((frame, n) => form.append("frames", frame, `frame${n}.jpg`));
   const job = await api("POST", "/v1/jobs", form);
   let state = job;
   while (!["done", "failed", "expired"].includes(state.status)) {
@@ -101,7 +106,12 @@ function render(job) {
     ? `score ${job.score === null ? "—" : job.score.toFixed(3)} against threshold ${job.threshold.toFixed(3)} (${job.fusion}${job.operating_point ? ", " + job.operating_point : ""})`
     : `the job ${job.status}: ${job.error || ""}`;
   $("reasons").textContent = job.reasons && job.reasons.length
-    ? "Reasons: " + job.reasons.map((r) => GUIDANCE[r] ? `${r} (${GUIDANCE[r]})` : r).join(", ")
+    ? "Reasons: " + job.reasons.map((r) => hint(r) ? `${r} (${hint(r)})` : r).join(", ")
+    : "";
+  const c = job.challenge;
+  $("challenge").textContent = c
+    ? `Colour-flash challenge: ${c.outcome}${c.why ? " (" + c.why + ")" : ""}` +
+      (c.correlation === null ? "" : `, correlation ${c.correlation.toFixed(2)}, response ${c.response.toFixed(3)}`)
     : "";
   const body = $("tests").querySelector("tbody");
   body.replaceChildren();
@@ -129,12 +139,41 @@ function render(job) {
   }
 }
 
-async function check(blob) {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Fill the screen with each colour of a new challenge, grab a frame at the end of each.
+async function flash() {
+  const challenge = await api("POST", "/v1/challenges");
+  const frames = [];
+  const overlay = $("flash");
+  overlay.hidden = false;
+  try {
+    for (const colour of challenge.colours) {
+      overlay.style.background = colour;
+      await sleep(challenge.step_ms);
+      frames.push(await frameBlob(640));
+    }
+  } finally {
+    overlay.hidden = true;
+  }
+  return { challenge: challenge.id, frames };
+}
+
+async function check(blob, fromCamera) {
   busy = true;
   $("check").disabled = true;
   $("guidance").textContent = "Checking…";
   try {
-    render(await submit(blob, { explain: "true" }));
+    const options = { explain: "true" };
+    let frames = [];
+    if (fromCamera && $("flash-challenge").checked) {
+      $("guidance").textContent = "Look at the screen and hold still…";
+      const answer = await flash();
+      options.challenge = answer.challenge;
+      frames = answer.frames;
+      $("guidance").textContent = "Checking…";
+    }
+    render(await submit(blob, options, frames));
     $("guidance").textContent = "Done.";
     showError(null);
   } catch (error) {
@@ -158,10 +197,10 @@ $("start-camera").addEventListener("click", async () => {
     showError(error);
   }
 });
-$("check").addEventListener("click", async () => check(await frameBlob(1280)));
+$("check").addEventListener("click", async () => check(await frameBlob(1280), true));
 $("file").addEventListener("change", (event) => {
   const file = event.target.files[0];
-  if (file) check(file);
+  if (file) check(file, false);
 });
 $("forget").addEventListener("click", async () => {
   if (!lastJob) return;

@@ -106,3 +106,35 @@ def test_liveness_batch_scores_a_folder_and_resumes(stack: Stack, face_jpeg: byt
     again = {r["path"].rsplit("/", 1)[-1]: r["decision"] for r in csv.DictReader(out.open())}
     assert sorted(again) == ["a.jpg", "b.jpg", "broken.jpg", "c.jpg"]
     assert again["broken.jpg"] == "error" and again["c.jpg"] != "error"
+
+
+def test_a_colour_flash_challenge_answered_through_the_client(client: LivenessClient,
+                                                              face_jpeg: bytes) -> None:
+    """Issue a challenge, answer it with frames lit by its colours (simulated on the
+    test image: no screen can be filmed here) and read the check on the job."""
+    import time
+
+    import numpy as np
+    from liveness_client import ChallengeCheck
+
+    from common.challenge import parse_hex
+    from common.challenge.simulate import Conditions, simulate_capture
+    from common.faces.detectors import get_detector
+    from common.imageio import decode_image
+    from tests.integration.test_challenge import jpeg
+
+    challenge = client.challenge()
+    assert len(challenge.colours) == challenge.frames == 8
+    image = decode_image(face_jpeg)
+    box = get_detector("blazeface").detect(image)[0].box
+    frames = simulate_capture(image, box, [parse_hex(c) for c in challenge.colours],
+                              Conditions(screen_ratio=0.1), np.random.default_rng(0))
+    time.sleep(0.8 * challenge.frames * challenge.step_ms / 1000 + 0.1)
+    job = client.submit(face_jpeg, tests=["quality"], challenge=challenge.id,
+                        frames=[jpeg(f) for f in frames])
+    done = client.wait(job.id, timeout=120)
+    assert isinstance(done.challenge, ChallengeCheck) and done.challenge.passed, done.challenge
+    with pytest.raises(LivenessError) as used:
+        client.submit(face_jpeg, tests=["quality"], challenge=challenge.id,
+                      frames=[jpeg(f) for f in frames])
+    assert used.value.status == 409 and used.value.code == "challenge_used"

@@ -1,7 +1,9 @@
 """The camera page end to end in headless Chromium (Debian's ``chromium``, driven by
 Playwright): a fake camera plays a video made from a test image, the page guides,
-checks, shows the decision, the per-test breakdown and the Grad-CAM image; the file
-fallback and "forget" work; a screenshot shows the camera's picture on the page."""
+flashes a colour-flash challenge while it films (which the still picture, an injected
+stream, does not answer), checks, shows the decision, the challenge, the per-test
+breakdown and the Grad-CAM image; the file fallback and "forget" work; a screenshot
+shows the camera's picture on the page."""
 
 from __future__ import annotations
 
@@ -67,10 +69,25 @@ def test_the_page_checks_a_camera_and_a_file(stack: Stack, camera_video: Path,
             guidance = page.text_content("#guidance")
             assert "could not" not in guidance, guidance
             assert page.is_hidden("#error"), page.text_content("#error")
+            # the colour-flash challenge is on: the screen flashes, but the fake camera
+            # plays a still picture that no screen lights — an injected stream
+            assert page.is_checked("#flash-challenge")
             page.click("#check")
+            page.wait_for_selector("#flash:not([hidden])", timeout=30_000)
+            flashed = page.evaluate("() => getComputedStyle(document.getElementById('flash'))"
+                                    ".backgroundColor")
             page.wait_for_function(
                 "() => ['live', 'spoof', 'retry'].includes("
                 "document.getElementById('decision').textContent)", timeout=120_000)
+            challenge = page.evaluate("() => lastJob.challenge")
+            # a still picture: its face's colour did not move at all
+            assert challenge["outcome"] == "no_response" and challenge["frames"] == 8
+            assert challenge["identity_distance"] < 0.6  # the image's person
+            assert page.text_content("#decision") == "retry"
+            assert f"challenge_{challenge['outcome']}" in page.text_content("#reasons")
+            assert "Colour-flash challenge: " + challenge["outcome"] in (
+                page.text_content("#challenge"))
+            assert flashed.startswith("rgb(") and flashed != "rgba(0, 0, 0, 0)"
             rows = page.locator("#tests tbody tr")
             names = sorted(rows.nth(i).locator("td").first.text_content()
                            for i in range(rows.count()))
@@ -91,6 +108,8 @@ def test_the_page_checks_a_camera_and_a_file(stack: Stack, camera_video: Path,
                                    timeout=120_000)
             file_job = page.evaluate("() => lastJob.id")
             assert page.text_content("#decision") in ("live", "spoof", "retry")
+            assert page.evaluate("() => lastJob.challenge") is None  # a file: no challenge
+            assert page.text_content("#challenge") == ""
             page.click("#forget")
             page.wait_for_selector("#result[hidden]", state="attached", timeout=30_000)
         finally:

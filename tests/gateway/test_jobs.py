@@ -14,6 +14,7 @@ from PIL import Image
 from common.config import PROJECT_ROOT
 from common.jobstore import JobStore
 from common.sealing import new_key as new_image_key
+from gateway.intake import job_body_limit
 from tests.gateway.support import (
     KEYS,
     auth,
@@ -295,8 +296,9 @@ def test_too_large_bodies_and_images_are_413(db):
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "image_too_large"
     # Larger than the whole-body limit: refused before the body is parsed.
+    limit = job_body_limit(make_settings(max_image_bytes=50_000))
     response = client.post("/v1/jobs", headers=auth(),
-                           data=json.dumps({"image": "A" * 3_000_000}),
+                           data=json.dumps({"image": "A" * limit}),
                            content_type="application/json")
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "request_too_large"

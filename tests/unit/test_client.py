@@ -182,3 +182,32 @@ def test_webhooks_of_both_schemes_verify_and_tampering_is_refused():
         verify_webhook(body, standard, other, now=now)
     with pytest.raises(WebhookVerificationError, match="no signature"):
         verify_webhook(body, {}, secret)
+
+
+def test_a_challenge_is_issued_and_answered_with_its_frames_in_order(no_sleep):
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/v1/challenges":
+            return httpx.Response(201, json={"id": "c1", "colours": ["#ff0000", "#00ffff"],
+                                             "step_ms": 400, "frames": 2,
+                                             "expires_at": "2026-12-07T00:00:00Z",
+                                             "links": {"jobs": "/v1/jobs"}})
+        return httpx.Response(202, json={"id": "j1", "status": "queued", "links": {}})
+
+    client = _client(handler)
+    challenge = client.challenge()
+    assert (challenge.id, challenge.colours, challenge.step_ms) == ("c1", ("#ff0000",
+                                                                           "#00ffff"), 400)
+    client.submit(b"still", challenge="c1", frames=[b"first-frame", b"second-frame"])
+    body = seen[-1].content
+    assert b'name="challenge"' in body and b"c1" in body
+    assert body.index(b"first-frame") < body.index(b"second-frame")
+    assert body.count(b'name="frames"') == 2
+    with pytest.raises(ValueError, match="both or neither"):
+        client.submit(b"still", challenge="c1")
+    done = Job.from_dict({**DONE, "challenge": {"outcome": "failed", "why": "wrong_sequence",
+                                                "correlation": 0.1, "frames": 2}})
+    assert not done.challenge.passed and done.challenge.why == "wrong_sequence"
+    assert Job.from_dict(DONE).challenge is None

@@ -29,7 +29,7 @@ from common.jobs import job_view
 from common.jobstore import TERMINAL, JobStore
 from common.pipeline import combine, profiles_for, run_face_stage
 from common.profiles import Profile, ProfileMismatchError
-from common.result import FaceBox, FaceDetection, LivenessResult, TestOutcome
+from common.result import ChallengeCheck, FaceBox, FaceDetection, LivenessResult, TestOutcome
 from common.webhooks import deliver, tenant_secret
 from workers.base import FACE_DETECTIONS, FACE_STAGE, IMAGE_MISSING
 
@@ -73,6 +73,18 @@ def infrastructure_failures(job: dict[str, Any], arrived: dict[str, Any],
         if name not in arrived:
             failures[name] = WORKER_LOST if name in started else NO_WORKER
     return failures
+
+
+def challenge_check(job: dict[str, Any]) -> ChallengeCheck | None:
+    """The job's stored challenge check; ``unreadable`` / ``not_checked`` for a job that
+    answered a challenge the face stage never checked (it failed, or timed out): such a
+    job must not be ``live``. ``None`` for a job without a challenge."""
+    if not job.get("challenge"):
+        return None
+    if job.get("challenge_result"):
+        return ChallengeCheck.from_dict(job["challenge_result"])
+    return ChallengeCheck(outcome="unreadable", why="not_checked",
+                          challenge_id=job["challenge"].get("id"))
 
 
 def _profile(settings: Settings, name: str) -> tuple[Profile | None, tuple[str, ...]]:
@@ -163,7 +175,8 @@ def finalize_job(store: JobStore, settings: Settings, fusion: Fusion, job_id: st
     # it); the time spent waiting in the queue is timings.queued_s.
     profile, reasons = _profile(settings, job.get("profile") or "")
     try:
-        result = combine(face, outcomes, now - (started or created), fusion, profile)
+        result = combine(face, outcomes, now - (started or created), fusion, profile,
+                         challenge_check(job))
     except ProfileMismatchError as exc:
         # The job's profile was fitted on other models (one was upgraded since, or the
         # profile file was replaced): no decision from a calibration that does not apply.

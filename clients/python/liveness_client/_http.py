@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Union
@@ -78,14 +78,23 @@ def new_idempotency_key() -> str:
 
 
 def submit_request(image: ImageInput, tests: Iterable[str] | None, callback_url: str | None,
-                   profile: str | None, explain: bool,
-                   idempotency_key: str | None) -> dict[str, Any]:
-    """The keyword arguments of ``POST /v1/jobs`` (multipart)."""
+                   profile: str | None, explain: bool, idempotency_key: str | None,
+                   challenge: str | None = None, frames: Sequence[ImageInput] = ()
+                   ) -> dict[str, Any]:
+    """The keyword arguments of ``POST /v1/jobs`` (multipart): the image, the options,
+    and a challenge's id with its frames (one per colour, in order)."""
     name, data = image_part(image)
     form = _options(tests, callback_url, profile)
     if explain:
         form["explain"] = "true"
-    return {"files": {"image": (name, data, "application/octet-stream")}, "data": form,
+    if bool(challenge) != bool(frames):
+        raise ValueError("a challenge is answered with its id and its frames, both or neither")
+    files = [("image", (name, data, "application/octet-stream"))]
+    if challenge:
+        form["challenge"] = challenge
+        files += [("frames", (*image_part(frame, f"frame{n}.jpg"), "image/jpeg"))
+                  for n, frame in enumerate(frames)]
+    return {"files": files, "data": form,
             "headers": {"Idempotency-Key": idempotency_key or new_idempotency_key()}}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ from liveness_client._http import (
     submit_request,
 )
 from liveness_client.errors import JobTimeoutError
-from liveness_client.models import Batch, Job
+from liveness_client.models import Batch, Challenge, Job
 
 
 class AsyncLivenessClient:
@@ -65,10 +65,16 @@ class AsyncLivenessClient:
             return response
         raise AssertionError("unreachable")
 
+    async def challenge(self) -> Challenge:
+        response = await self._send("POST", "/v1/challenges", expect=(201,))
+        return Challenge.from_dict(response.json())
+
     async def submit(self, image: ImageInput, *, tests: Iterable[str] | None = None,
                      callback_url: str | None = None, profile: str | None = None,
-                     explain: bool = False, idempotency_key: str | None = None) -> Job:
-        kwargs = submit_request(image, tests, callback_url, profile, explain, idempotency_key)
+                     explain: bool = False, idempotency_key: str | None = None,
+                     challenge: str | None = None, frames: Sequence[ImageInput] = ()) -> Job:
+        kwargs = submit_request(image, tests, callback_url, profile, explain, idempotency_key,
+                                challenge, frames)
         response = await self._send("POST", "/v1/jobs", expect=(202,), **kwargs)
         return Job.from_dict(response.json())
 

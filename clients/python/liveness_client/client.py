@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from liveness_client._http import (
     submit_request,
 )
 from liveness_client.errors import JobTimeoutError
-from liveness_client.models import Batch, Job
+from liveness_client.models import Batch, Challenge, Job
 
 
 class LivenessClient:
@@ -71,13 +71,21 @@ class LivenessClient:
         raise AssertionError("unreachable")
 
     # --- jobs -----------------------------------------------------------------------
+    def challenge(self) -> Challenge:
+        """A new colour-flash :class:`Challenge` (answer it with :meth:`submit`'s
+        ``challenge`` and ``frames``)."""
+        return Challenge.from_dict(self._send("POST", "/v1/challenges", expect=(201,)).json())
+
     def submit(self, image: ImageInput, *, tests: Iterable[str] | None = None,
                callback_url: str | None = None, profile: str | None = None,
-               explain: bool = False, idempotency_key: str | None = None) -> Job:
+               explain: bool = False, idempotency_key: str | None = None,
+               challenge: str | None = None, frames: Sequence[ImageInput] = ()) -> Job:
         """Submit one image (a path, bytes or a binary file); the queued :class:`Job`.
         ``tests=None`` runs the service's default tests. One ``Idempotency-Key`` per call
-        (``idempotency_key`` or a new one) makes retries safe."""
-        kwargs = submit_request(image, tests, callback_url, profile, explain, idempotency_key)
+        (``idempotency_key`` or a new one) makes retries safe. ``challenge`` (an id from
+        :meth:`challenge`) and ``frames`` (one per colour, in order) answer a challenge."""
+        kwargs = submit_request(image, tests, callback_url, profile, explain, idempotency_key,
+                                challenge, frames)
         return Job.from_dict(self._send("POST", "/v1/jobs", expect=(202,), **kwargs).json())
 
     def get(self, job_id: str, *, wait: float | None = None) -> Job:

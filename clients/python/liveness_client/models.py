@@ -73,6 +73,50 @@ class TestDetail:
 
 
 @dataclass(frozen=True)
+class ChallengeCheck:
+    """Whether the light on the face followed a colour-flash challenge (``Job.challenge``).
+
+    ``outcome``: passed, failed (the job is spoof), no_response or unreadable (retry);
+    ``why`` names what failed.
+    """
+
+    outcome: str
+    why: str | None = None
+    challenge_id: str | None = None
+    correlation: float | None = None
+    response: float | None = None
+    background_response: float | None = None
+    identity_distance: float | None = None
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A colour-flash challenge (``POST /v1/challenges``): show each of ``colours``
+    (``#rrggbb``) for ``step_ms`` milliseconds, grab a frame at the end of each, and
+    submit the frames with the job before ``expires_at``."""
+
+    id: str
+    colours: tuple[str, ...]
+    step_ms: int
+    frames: int
+    expires_at: str
+    links: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Challenge:
+        known, _ = _known(cls, data)
+        known["colours"] = tuple(data.get("colours") or ())
+        known["links"] = dict(data.get("links") or {})
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class Job:
     """A job as ``GET /v1/jobs/<id>`` returns it; result fields are ``None`` until done."""
 
@@ -94,6 +138,7 @@ class Job:
     operating_point: str | None = None
     probability: float | None = None
     fused_score: float | None = None
+    challenge: ChallengeCheck | None = None
     error: str | None = None
     explanations: tuple[str, ...] = ()
     links: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +165,8 @@ class Job:
             known["face"] = Face.from_dict(data["face"])
         if data.get("reasons") is not None:
             known["reasons"] = tuple(data["reasons"])
+        if data.get("challenge") is not None:
+            known["challenge"] = ChallengeCheck(**_known(ChallengeCheck, data["challenge"])[0])
         if data.get("tests_detail") is not None:
             known["tests_detail"] = {name: TestDetail(**_known(TestDetail, d)[0])
                                      for name, d in data["tests_detail"].items()}

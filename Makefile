@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The four training sets (20 collections; ../shared/data/README.md).
 TRAIN_DATA := $(foreach set,nuaa_train replay_dev replay_extra webcam_frames,--data $(DATA)/$(set))
 
-.PHONY: help setup run test lint bench face-coverage faults longpoll train-quality train-cnn compare-cnn train-fasnet train-depth3d train-fusion evaluate clean
+.PHONY: help setup run test lint bench face-coverage faults longpoll images fleet train-quality train-cnn compare-cnn train-fasnet train-depth3d train-fusion evaluate clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,6 +57,12 @@ face-coverage: setup  ## Faces found per collection of $(DATA), hard variants, c
 
 faults: setup  ## Fault scenarios against a real `liveness serve` (about 5 minutes; docs/reliability.md)
 	$(BIN)/python bench/faults.py
+
+images:  ## Build every image (a local Debian base when no registry answers; needs root or a running Docker engine)
+	bash deploy/build-images.sh
+
+fleet: setup images  ## The compose stack on its own network, faulted (scale, kill, disconnect, restarts): docs/reliability.md (~15 min)
+	$(BIN)/python bench/fleet.py
 
 longpoll: setup  ## 1,000 long-polls + 50 slow uploads held while /healthz and submissions are timed (docs/reliability.md)
 	$(BIN)/python bench/longpoll.py

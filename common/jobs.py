@@ -35,7 +35,12 @@ from celery import chord, group
 from celery.result import denied_join_result
 from kombu.exceptions import OperationalError
 
-from common.challenge.store import Challenge, ChallengeError, ChallengeStore
+from common.challenge.store import (
+    Challenge,
+    ChallengeError,
+    ChallengeStore,
+    FrameTooLargeError,
+)
 from common.config import Settings
 from common.egress import Resolver, check_callback_url, parse_allowlist, system_resolver
 from common.errors import ImageError, LivenessError, ModelError
@@ -424,9 +429,10 @@ class JobService:
         one raises its :class:`ImageError` (its code and status), the message naming it."""
         for number, frame in enumerate(frames, 1):
             if len(frame) > self.settings.challenge_frame_max_bytes:
-                raise ChallengeError(f"challenge frame {number} has {len(frame)} bytes; the "
-                                     f"limit is {self.settings.challenge_frame_max_bytes} "
-                                     "(LIVENESS_CHALLENGE_FRAME_MAX_BYTES)")
+                raise FrameTooLargeError(
+                    f"challenge frame {number} is larger than the limit of "
+                    f"{self.settings.challenge_frame_max_bytes} bytes "
+                    "(LIVENESS_CHALLENGE_FRAME_MAX_BYTES)")
             try:
                 decode_image(frame, self.settings)
             except ImageError as exc:

@@ -146,13 +146,19 @@ def validate_callback_url(value: Any) -> str | None:
 
 
 def parse_challenge(value: Any) -> str | None:
-    """``challenge``: a challenge id string or absent (400 ``invalid_challenge``)."""
+    """``challenge``: a challenge id string or absent; anything that cannot be an id
+    POST /v1/challenges issued is a 422 ``unknown_challenge``, as an unknown id is."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 64:
-        raise ApiError(400, "invalid_challenge", "'challenge' must be the id POST "
+        raise ApiError(422, "unknown_challenge", "'challenge' must be the id POST "
                        "/v1/challenges returned")
     return value
+
+
+def _too_many_frames(count: int, settings: Settings) -> ApiError:
+    return ApiError(422, "invalid_challenge", f"{count} frames sent; a challenge has "
+                    f"{settings.challenge_length} colours: send one frame per colour")
 
 
 def _json_frames(value: Any, settings: Settings) -> list[bytes]:
@@ -161,16 +167,14 @@ def _json_frames(value: Any, settings: Settings) -> list[bytes]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ApiError(400, "invalid_request", "'frames' must be a list of base64 images")
     if len(value) > settings.challenge_length:
-        raise ApiError(400, "invalid_request", f"'frames' holds {len(value)} images; a "
-                       f"challenge has {settings.challenge_length} colours")
-    return [decode_base64(v, f"frames[{n}]") for n, v in enumerate(value)]
+        raise _too_many_frames(len(value), settings)
+    return [decode_base64(v, f"challenge frame {n}") for n, v in enumerate(value, 1)]
 
 
 def _multipart_frames(settings: Settings) -> list[bytes]:
     uploads = request.files.getlist("frames")
     if len(uploads) > settings.challenge_length:
-        raise ApiError(400, "invalid_request", f"{len(uploads)} 'frames' files; a challenge "
-                       f"has {settings.challenge_length} colours")
+        raise _too_many_frames(len(uploads), settings)
     return [_read_upload(u, settings.challenge_frame_max_bytes) for u in uploads]
 
 

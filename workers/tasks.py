@@ -214,6 +214,8 @@ def _preload_models(**_: Any) -> None:
     if FACE_QUEUE in queues:
         import numpy as np
 
+        from common.challenge.check import preload
         from common.pipeline import run_face_stage
 
         run_face_stage(np.zeros((64, 64, 3), np.uint8), settings)
+        preload()  # the challenge check's face_recognition models

@@ -61,6 +61,11 @@ class ChallengeTooSoonError(ChallengeError):
     code = "challenge_answered_too_soon"
 
 
+class FrameTooLargeError(ChallengeError):
+    code = "frame_too_large"
+    http_status = 413
+
+
 @dataclass(frozen=True)
 class Challenge:
     """An issued challenge: ``colours`` sRGB (R, G, B) 0-255, shown ``step_ms`` each."""
@@ -139,8 +144,8 @@ class ChallengeStore:
             self.release(challenge_id, job_id)
             raise ChallengeTooSoonError(
                 f"challenge {challenge_id!r} was answered {now - created:.2f} s after it "
-                f"was issued; showing its {len(colours)} colours takes "
-                f"{len(colours) * step_ms / 1000:.1f} s")
+                f"was issued; its {len(colours)} colours of {step_ms} ms each cannot have "
+                f"been shown and filmed in less than {shortest:.2f} s")
         return Challenge(id=challenge_id, colours=colours, step_ms=step_ms,
                          created_ts=created, expires_ts=created + self.settings.challenge_ttl_s)
 

@@ -2,7 +2,8 @@
 # Redis and enqueues Celery tasks by name, so it carries neither dlib, OpenCV, the models
 # nor TensorFlow: `pip install --no-deps .` plus exactly the packages it imports. It reads
 # the calibration profiles (models/profiles, JSON) to validate `profile=` and list them.
-FROM python:3.11-slim
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     LIVENESS_MODELS_DIR=/app/models
 WORKDIR /app

@@ -56,7 +56,8 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         on the face followed it (unknown/expired/another key's challenge → 422
         unknown_challenge, already answered → 409 challenge_used, answered faster than
         its colours can be shown → 422 challenge_answered_too_soon, a frame count other
-        than its colours → 422 invalid_challenge).
+        than its colours → 422 invalid_challenge, a frame over
+        LIVENESS_CHALLENGE_FRAME_MAX_BYTES → 413 frame_too_large).
       tags: [jobs]
       security: [{bearerAuth: []}, {apiKeyHeader: []}]
       parameters:

@@ -96,6 +96,7 @@ def test_an_answer_faster_than_the_colours_can_be_shown_is_refused(client, frame
     challenge = issue(client, wait=False)
     response = answer(client, challenge["id"], [frame] * LENGTH)
     assert response.status_code == 422 and error_code(response) == "challenge_answered_too_soon"
+    assert f"less than {SHORTEST_S:.2f} s" in response.get_json()["error"]["message"]
     time.sleep(SHORTEST_S + 0.05)  # not used up by the refused answer
     assert answer(client, challenge["id"], [frame] * LENGTH).status_code == 202
 
@@ -107,7 +108,7 @@ def test_another_keys_or_an_unknown_challenge_is_unknown(client, db, frame) -> N
     assert answer(client, "nope" * 4, [frame] * LENGTH).status_code == 422
     assert answer(client, challenge["id"], [frame] * LENGTH, owner="bob").status_code == 202
     bad = answer(client, "x" * 65, [frame] * LENGTH)
-    assert bad.status_code == 400 and error_code(bad) == "invalid_challenge"
+    assert bad.status_code == 422 and error_code(bad) == "unknown_challenge"
     expired = issue(client)
     db.delete(PREFIX + expired["id"])  # what its TTL does
     gone = answer(client, expired["id"], [frame] * LENGTH)
@@ -122,11 +123,12 @@ def test_the_frames_must_match_the_colours_and_be_images(client, frame) -> None:
     broken = answer(client, challenge["id"], [frame, b"not an image", frame, frame])
     assert broken.status_code == 415 and error_code(broken) == "not_an_image"
     assert "challenge frame 2" in broken.get_json()["error"]["message"]
-    big = answer(client, challenge["id"], [frame] * (LENGTH - 1) + [b"\xff" * 200_001])
-    assert big.status_code == 422 and "LIVENESS_CHALLENGE_FRAME_MAX_BYTES" in (
+    big = answer(client, challenge["id"], [*[frame] * (LENGTH - 1), b"\xff" * 300_000])
+    assert big.status_code == 413 and error_code(big) == "frame_too_large"
+    assert "challenge frame 4 is larger than the limit of 200000 bytes" in (
         big.get_json()["error"]["message"])
     too_many = answer(client, challenge["id"], [frame] * (LENGTH + 1))
-    assert too_many.status_code == 400
+    assert too_many.status_code == 422 and error_code(too_many) == "invalid_challenge"
     # none of these used the challenge up
     assert answer(client, challenge["id"], [frame] * LENGTH).status_code == 202
 
@@ -145,7 +147,7 @@ def test_a_json_answer_is_accepted_and_bad_base64_names_the_frame(client, frame)
     body = {"image": base64.b64encode(jpeg_bytes()).decode(), "tests": ["quality"],
             "challenge": challenge["id"], "frames": [encoded, "!!", encoded, encoded]}
     bad = client.post("/v1/jobs", json=body, headers=auth())
-    assert bad.status_code == 400 and "frames[1]" in bad.get_json()["error"]["message"]
+    assert bad.status_code == 400 and "challenge frame 2" in bad.get_json()["error"]["message"]
     body["frames"] = [encoded] * LENGTH
     assert client.post("/v1/jobs", json=body, headers=auth()).status_code == 202
     body["frames"] = "not a list"

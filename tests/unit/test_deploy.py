@@ -521,3 +521,20 @@ def test_compose_interpolation_follows_the_specification():
     for spec in ("${EMPTY:?no value}", "${UNSET?no value}", "${UNSET:?no value}"):
         with pytest.raises(ComposeVariableMissingError, match="no value"):
             compose_interpolate(spec, env)
+
+
+def test_keda_targets_follow_the_measured_run_times(k8s_docs):
+    """deploy/README.md's table: each pool's measured task run time, and the KEDA
+    ``listLength`` it gives (the tasks one replica runs in 2 s); keda.yaml carries it."""
+    table = re.findall(r"^\| (\w+) \| ([0-9.]+) ms \| (\d+) \|$",
+                       (PROJECT_ROOT / "deploy/README.md").read_text(), re.M)
+    measured = {pool: (float(ms), int(length)) for pool, ms, length in table}
+    assert set(measured) == set(POOLS), measured
+    scaled = {so["spec"]["scaleTargetRef"]["name"].removeprefix("liveness-"):
+              int(so["spec"]["triggers"][0]["metadata"]["listLength"])
+              for so in _by_kind(k8s_docs, "ScaledObject").values()}
+    for pool, (ms, length) in measured.items():
+        # the table rounds the run time to the millisecond
+        assert int(2000 / (ms + 0.5)) <= length <= int(2000 / max(ms - 0.5, 0.1)), (
+            pool, ms, length)
+        assert scaled[pool] == length, (pool, scaled[pool], length)

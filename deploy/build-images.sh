@@ -3,7 +3,7 @@
 # docker-compose.yml names them. The base is python:3.11-slim (and redis:7-alpine) when
 # they are present or can be pulled; otherwise local ones built from Debian's packages
 # (deploy/local-base/build.sh). Writes the bases it used to .cache/images.env (read by
-# `make fleet`) and prints every image's size.
+# `make fleet`; append it to .env for docker compose) and prints every image's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/ensure-docker.sh >/dev/null
@@ -29,4 +29,5 @@ done
 mkdir -p .cache
 printf 'LIVENESS_BASE_IMAGE=%s\nLIVENESS_REDIS_IMAGE=%s\n' "$base" "$redis" > .cache/images.env
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' \
-  | grep -E "^face-liveness/(gateway|face|quality|cnn|fasnet|depth3d|fusion):$version|^${redis}" | sort
+  | grep -E "^face-liveness/(gateway|face|quality|cnn|fasnet|depth3d|fusion):$version|^${redis}|^${base}\s" \
+  | sort

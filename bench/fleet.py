@@ -35,11 +35,11 @@ Usage: python bench/fleet.py [--scenarios steady,scale,…] [--rate 3] [--jobs 9
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import threading
@@ -50,7 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.faults import caused_by_fault, decisions, fault_free_decision
-from bench.load import LoadReport, LoadRun, http, sample_jpeg
+from bench.load import LoadReport, LoadRun, http
 from common.sealing import new_key as new_image_key
 from gateway.auth import hash_key
 
@@ -179,67 +179,26 @@ def load_seconds(scenario: str, cut_s: float) -> float:
     return FAULT_AT_S + lasts + 15.0
 
 
-class OpenLoad:
+class OpenLoad(LoadRun):
     """Jobs submitted at a fixed rate for a while (an open loop: arrivals do not wait for
     earlier answers, as people in front of cameras do not), each then long-polled to its
     end. A refused submission (429/503, or no connection while the gateway restarts) is
-    retried after its ``Retry-After`` (or 0.5 s) for up to a minute; an accepted job that
-    is not terminal ``drain_s`` after the last submission is **lost**."""
+    retried after its ``Retry-After`` for up to a minute; an accepted job that is not
+    terminal ``drain_s`` after the last submission is **lost**."""
 
     def __init__(self, api_key: str, rate: float, duration_s: float) -> None:
-        self.api_key, self.rate, self.duration_s = api_key, rate, duration_s
-        self.body = {"image": base64.b64encode(sample_jpeg()).decode()}
-        self.report = LoadReport()
-        self._lock = threading.Lock()
-
-    def _count(self, status: int) -> None:
-        with self._lock:
-            self.report.statuses[status] += 1
-
-    def _one(self, until: float) -> None:
-        start = time.monotonic()
-        job_id = None
-        while time.monotonic() - start < 60:
-            status, headers, raw = http("POST", f"{URL}/v1/jobs", self.api_key, self.body)
-            self._count(status)
-            if status == 202:
-                job_id = str(json.loads(raw)["id"])
-                break
-            time.sleep(min(float(headers.get("Retry-After") or 0.5), 5)
-                       if status in (429, 503) else 0.5)
-        if job_id is None:
-            return
-        with self._lock:
-            self.report.accepted.append(job_id)
-        while time.monotonic() < until:
-            status, _, raw = http("GET", f"{URL}/v1/jobs/{job_id}?wait=10", self.api_key,
-                                  timeout=20)
-            self._count(status)
-            if status == 200 and json.loads(raw)["status"] in ("done", "failed", "expired"):
-                job = json.loads(raw)
-                with self._lock:
-                    self.report.latencies.append(time.monotonic() - start)
-                    if job["status"] == "done":
-                        self.report.outcomes["done"] += 1
-                        self.report.outcomes[f"decision:{job['decision']}"] += 1
-                    else:
-                        code = (job.get("error") or "").split(":", 1)[0] or "?"
-                        self.report.outcomes[f"{job['status']}:{code}"] += 1
-                return
-            if status != 200:
-                time.sleep(0.5)
-        with self._lock:
-            self.report.lost.append(job_id)
+        super().__init__(URL, api_key, 1, int(rate * duration_s), duration_s)
+        self.rate = rate
 
     def run(self, drain_s: float = 300) -> LoadReport:
         start = time.monotonic()
-        count = int(self.rate * self.duration_s)
         until = start + self.duration_s + drain_s
         with ThreadPoolExecutor(max_workers=64) as pool:
-            for k in range(count):
+            for k in range(self.jobs):
                 time.sleep(max(0.0, start + k / self.rate - time.monotonic()))
-                pool.submit(self._one, until)
+                pool.submit(self.one_job, time.monotonic() + 60, until)
         self.report.wall_s = time.monotonic() - start
+        self.drain(0)  # what is still open was polled until `until`: lost
         return self.report
 
 
@@ -254,8 +213,6 @@ def capacity_run(fleet: Fleet, jobs: int) -> LoadReport:
 
 def seconds_per_task(fleet: Fleet, job_ids: list[str]) -> dict[str, float]:
     """Median seconds each test took per task (``timings.tests_s``) over ``job_ids``."""
-    import statistics
-
     seen: dict[str, list[float]] = {}
     for job_id in job_ids[:24]:
         status, _, raw = http("GET", f"{URL}/v1/jobs/{job_id}", fleet.api_key)
@@ -279,8 +236,6 @@ TARGET_WAIT_S = 2.0
 def pool_task_seconds(fleet: Fleet) -> dict[str, float]:
     """Median run time of each pool's task, as its Celery worker logged it (``Task … succeeded
     in …s``: the whole task, store reads and writes included), over this run."""
-    import statistics
-
     medians = {}
     for pool, task in POOL_TASKS.items():
         logs = run("docker", "logs", fleet.container(pool), check=False, both=True)

@@ -157,20 +157,38 @@ class LoadRun:
                 code = (job.get("error") or "").split(":", 1)[0] or "?"
                 self.report.outcomes[f"{job['status']}:{code}"] += 1
 
+    def one_job(self, submit_until: float, poll_until: float) -> bool:
+        """Submit one job (refusals retried until ``submit_until``) and long-poll it until
+        ``poll_until``: accepted, latency and outcome recorded; a job not terminal by then
+        stays open for :meth:`drain`. False when it could not be submitted."""
+        start = time.monotonic()
+        job_id = self._submit(submit_until)
+        if job_id is None:
+            return False
+        with self._lock:
+            self.report.accepted.append(job_id)
+            self._open.add(job_id)
+        job = self.poll(job_id, poll_until)
+        if job is not None:
+            with self._lock:
+                self._open.discard(job_id)
+                self.report.latencies.append(time.monotonic() - start)
+            self._record(job)
+        return True
+
     def _client(self, end: float) -> None:
         while time.monotonic() < end and self._take():
-            start = time.monotonic()
-            job_id = self._submit(end)
-            if job_id is None:
+            if not self.one_job(end, end):
                 return
-            with self._lock:
-                self.report.accepted.append(job_id)
-                self._open.add(job_id)
-            job = self.poll(job_id, end)
-            if job is not None:
-                with self._lock:
-                    self._open.discard(job_id)
-                    self.report.latencies.append(time.monotonic() - start)
+
+    def drain(self, drain_s: float) -> None:
+        """Wait up to ``drain_s`` for every job still open; the others are **lost**."""
+        drain_end = time.monotonic() + drain_s
+        for job_id in sorted(self._open):
+            job = self.poll(job_id, drain_end)
+            if job is None:
+                self.report.lost.append(job_id)
+            else:
                 self._record(job)
 
     def run(self, drain_s: float = 180) -> LoadReport:
@@ -184,13 +202,7 @@ class LoadRun:
         for thread in threads:
             thread.join()
         self.report.wall_s = time.monotonic() - start
-        drain_end = time.monotonic() + drain_s
-        for job_id in sorted(self._open):
-            job = self.poll(job_id, drain_end)
-            if job is None:
-                self.report.lost.append(job_id)
-            else:
-                self._record(job)
+        self.drain(drain_s)
         return self.report
 
     def stop(self) -> None:

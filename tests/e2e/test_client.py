@@ -121,7 +121,7 @@ def test_a_colour_flash_challenge_answered_through_the_client(client: LivenessCl
     from common.challenge.simulate import Conditions, simulate_capture
     from common.faces.detectors import get_detector
     from common.imageio import decode_image
-    from tests.integration.test_challenge import jpeg
+    from tests.integration.support import jpeg
 
     challenge = client.challenge()
     assert len(challenge.colours) == challenge.frames == 8

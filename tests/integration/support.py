@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import itertools
 import os
 import signal
@@ -21,7 +22,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from cli.processes import celery_worker_argv, redis_answers
 from common.config import PROJECT_ROOT, Settings
@@ -51,6 +54,13 @@ SERVICE_SETTINGS: dict[str, object] = {
 #: The pools: every queue of the job pipeline (face, one per test, fusion).
 QUEUES = default_registry().queues
 READY_TIMEOUT_S = 90.0
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    """``image`` (RGB uint8) as JPEG bytes, quality 92."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
 
 
 def integration_settings(**changes: object) -> Settings:

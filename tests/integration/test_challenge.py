@@ -4,14 +4,12 @@ astronaut: see common/challenge/simulate.py)."""
 
 from __future__ import annotations
 
-import io
 import time
 
 import numpy as np
 import pytest
 import redis
 import skimage.data
-from PIL import Image
 
 from common.challenge import parse_hex
 from common.challenge.simulate import Conditions, simulate_capture
@@ -21,17 +19,11 @@ from common.imageio import decode_image
 from common.jobs import JobService
 from common.jobstore import JobStore
 from common.pipeline import load_tests, score_image
-from tests.integration.support import WorkerPools, with_settings
+from tests.integration.support import WorkerPools, jpeg, with_settings
 
 pytestmark = pytest.mark.integration
 
 STEP_MS = 100
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 import redis
 import skimage.data
-from PIL import Image
 
 from common.config import PROJECT_ROOT, Settings
 from common.errors import NotAnImageError
@@ -26,19 +24,13 @@ from common.jobstore import STAGES_METRICS_KEY, JobStore
 from common.pipeline import load_tests, score_image
 from common.registry import default_registry
 from common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, tenant_secret, verify
-from tests.integration.support import WorkerPools, with_settings
+from tests.integration.support import WorkerPools, jpeg, with_settings
 from workers.base import execute_face_stage, execute_test
 from workers.fusion.tasks import finalize_job
 
 pytestmark = pytest.mark.integration
 
 WAIT_S = 60.0
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,16 @@ from workers.cnn.features import (
     SCALES,
     FeatureExtractor,
     FeatureTable,
+    cache_name,
     crop_at_scale,
     extract_features,
 )
-from workers.cnn.probe import loco_probe, summary_row
+from workers.cnn.probe import (
+    collection_balanced_weights,
+    fit_probe,
+    loco_probe,
+    summary_row,
+)
 
 from .fixtures_datasets import make_folder
 
@@ -110,7 +116,15 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
                      compare=["mobilenet_v2_035_96"], head="probe")
     text = card.read_text()
     assert "Leave-one-collection-out" in text and "seed dense head" in text
-    assert "| mobilenet_v2_035_96 frozen, face+frame |" in text and " ms, " in text
+    # the default: every stage pooled, collection-balanced; beside it the last map and
+    # the unweighted probe; a compared backbone without stages on its last map
+    for row in ("livenessnet_32 frozen, face+frame, every stage pooled, collection-balanced",
+                "livenessnet_32 frozen, face+frame, every stage pooled",
+                "livenessnet_32 frozen, face+frame, last map, collection-balanced",
+                "livenessnet_32 frozen, face+frame, last map",
+                "mobilenet_v2_035_96 frozen, face+frame, last map, collection-balanced"):
+        assert f"| {row} |" in text
+    assert " ms, " in text
     # every held-out collection at its fold's threshold and at the shipped one
     info = json.loads((out / "model.json").read_text())["info"]
     at_shipped = info["metrics"]["per_collection_at_shipped_threshold"]
@@ -120,6 +134,9 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
     assert (out / "model.tflite").is_file() and (out / "evaluation" / "roc.png").is_file()
     test = CnnTest.from_dir(out)
     assert test.info.version == "t1" and test.scales == ["face", "frame"]
+    assert test.info.name == "livenessnet_32-probe-face+frame-stages"
+    params = json.loads((out / "model.json").read_text())["params"]
+    assert params["pooling"] == "stages" and params["balanced"] is True
     image = data.astronaut()
     face = locate_face(image, Settings())
     assert 0.0 <= test.score(image, face) <= 1.0
@@ -151,7 +168,7 @@ def test_served_tflite_equals_the_keras_model(tmp_path) -> None:
     expected = float(np.asarray(model(crops, training=False)[0])[0, 0])
     assert test.score(image, face) == pytest.approx(expected, abs=1e-5)
     extractor = FeatureExtractor(backbone)
-    extractor.model = trunk
+    extractor.trunk = trunk
     feats = np.concatenate([extractor(crop_at_scale(image, face, s, 32)[None])
                             for s in ("face", "frame")], axis=1)
     assert expected == pytest.approx(float(1 / (1 + np.exp(-(feats @ w + b)[0]))), abs=1e-5)
@@ -216,3 +233,82 @@ def test_every_backbone_trains_a_step(name: str) -> None:
     assert np.isfinite(loss)
     assert any(not np.array_equal(a, b) for a, b in zip(before, trunk.get_weights(),
                                                          strict=True))
+
+
+def test_collection_balanced_weights_give_every_group_the_same_weight() -> None:
+    collections = np.array(["big"] * 90 + ["small"] * 10, dtype=object)
+    labels = np.array([1] * 60 + [0] * 30 + [1] * 5 + [0] * 5)
+    w = collection_balanced_weights(collections, labels)
+    assert w.shape == (100,) and w.mean() == pytest.approx(1.0)
+    totals = {(c, y): w[(collections == c) & (labels == y)].sum()
+              for c in ("big", "small") for y in (0, 1)}
+    assert np.allclose(list(totals.values()), 25.0)
+    assert collection_balanced_weights(np.array([]), np.array([])).size == 0
+
+
+def test_balanced_probe_follows_the_small_collection() -> None:
+    """One big collection whose live/attack signal is feature 0 and a small one whose
+    signal is feature 1: weighted, the head leans on feature 1 far more."""
+    rng = np.random.default_rng(3)
+    y_big, y_small = np.tile([0, 1], 200), np.tile([0, 1], 10)
+    big = rng.normal(size=(400, 2)) + np.c_[y_big * 2.0, np.zeros(400)]
+    small = rng.normal(size=(20, 2)) + np.c_[np.zeros(20), y_small * 2.0]
+    X, y = np.vstack([big, small]), np.r_[y_big, y_small]
+    colls = np.array(["big"] * 400 + ["small"] * 20, dtype=object)
+    plain = fit_probe(X, y, 1.0)[-1].coef_[0]
+    balanced = fit_probe(X, y, 1.0, colls)[-1].coef_[0]
+    assert balanced[1] / balanced[0] > 2 * plain[1] / plain[0]
+
+
+def test_stage_pooling_model_is_the_probe_and_its_map_sums_to_the_log_odds(tmp_path) -> None:
+    """Every stage pooled: P(live) = sigmoid(pooled features · w + b), the map (on the
+    last map's grid) averages to the log-odds minus the bias, and the served TFLite
+    model gives the same."""
+    import keras
+
+    from common.estimator import ModelInfo
+    from workers.cnn.model import build_scoring_model, save_model_folder
+    from workers.cnn.scorer import CnnTest
+
+    keras.utils.set_random_seed(4)
+    backbone = get_backbone("livenessnet_32")
+    extractor = FeatureExtractor(backbone, pooling="stages")
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    feats = extractor(crops)
+    assert feats.shape == (3, 16 + 32)  # stage1_pool's 16 channels, then the last 32
+    w, b = rng.normal(size=48).astype(np.float32), -0.4
+    model = build_scoring_model(backbone, [extractor.trunk], ["frame"], [w], b)
+    p_live, cam = (np.asarray(o) for o in model([backbone.preprocess(crops)], training=False))
+    logit = feats @ w + b
+    np.testing.assert_allclose(p_live[:, 0], 1 / (1 + np.exp(-logit)), atol=1e-5)
+    assert cam.shape == (3, 8, 8, 1)
+    np.testing.assert_allclose(cam.mean(axis=(1, 2, 3)), logit - b, rtol=1e-4, atol=1e-4)
+    info = ModelInfo(test="cnn", name="tiny", version="1", threshold=0.5)
+    save_model_folder(tmp_path, model, info, backbone, ["frame"],
+                      check_inputs=[backbone.preprocess(crops)])
+    image = data.astronaut()
+    face = locate_face(image, Settings())
+    served = CnnTest.from_dir(tmp_path).score(image, face)
+    direct = extractor(crop_at_scale(image, face, "frame", 32)[None]) @ w + b
+    assert served == pytest.approx(float(1 / (1 + np.exp(-direct[0]))), abs=1e-5)
+    with pytest.raises(ValueError, match="head weights"):
+        build_scoring_model(backbone, [extractor.trunk], ["frame"], [w[:40]], b)
+
+
+def test_pooling_errors(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown pooling"):
+        FeatureExtractor(get_backbone("livenessnet_32"), pooling="max")
+    with pytest.raises(ModelError, match="names no stages"):
+        FeatureExtractor(get_backbone("mobilenet_v2_035_96"), pooling="stages")
+    assert cache_name(get_backbone("efficientnet_lite0"), "last") == "efficientnet_lite0.h5"
+    assert cache_name(get_backbone("efficientnet_lite0"), "stages") == \
+        "efficientnet_lite0-stages.h5"
+    from workers.cnn.train import train_cnn
+
+    with pytest.raises(ValueError, match="last map only"):
+        train_cnn([tmp_path], "mobilenet_v2", tmp_path / "m", tmp_path / "c",
+                  head="finetune", pooling="stages")
+    with pytest.raises(ValueError, match="unknown pooling"):
+        train_cnn([tmp_path], "mobilenet_v2", tmp_path / "m", tmp_path / "c",
+                  head="probe", pooling="max")

@@ -14,7 +14,10 @@ name                      input  initialisation
 
 Every builder returns a Keras model from a float32 batch (N, side, side, 3), already
 normalised by the entry's ``preprocess``, to the last feature map; heads are added by
-:mod:`workers.cnn.model`.
+:mod:`workers.cnn.model`. ``stage_layers`` name the layers that end each earlier stage
+of the network (finest first): the ``stages`` pooling of :mod:`workers.cnn.features`
+pools them beside the last map (low-level texture — print dots, screen moiré, blur —
+lives in the early stages, semantics in the last).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Backbone:
     preprocess: Callable[[np.ndarray], np.ndarray]
     build: Callable[[Path | None], object]
     initialisation: str
+    stage_layers: tuple[str, ...] = ()
 
 
 def _mobilenet_v2(init: Path | None) -> object:
@@ -87,11 +91,11 @@ def _livenessnet_32(init: Path | None) -> object:
 
     inputs = keras.Input((32, 32, 3))
     x = inputs
-    for filters in (16, 32):
+    for stage, filters in enumerate((16, 32), start=1):
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
             x = layers.BatchNormalization()(x)
-        x = layers.MaxPooling2D(2)(x)
+        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
         x = layers.Dropout(0.25)(x)
     return _with_init(keras.Model(inputs, x, name="livenessnet_32"), init)
 
@@ -106,14 +110,22 @@ def _with_init(model: object, init: Path | None) -> object:
     return model
 
 
+#: The last layer of each stage before the last map (strides 4, 8, 16, 16, 32, 32).
+_LITE0_STAGES = ("block2_add", "block4_add", "block7_add", "block10_add", "block14_add",
+                 "block15_project_bn")
+_MOBILENET_V2_STAGES = ("block_2_add", "block_5_add", "block_9_add", "block_12_add",
+                        "block_15_add", "block_16_project_BN")
+
 BACKBONES: dict[str, Backbone] = {b.name: b for b in (
-    Backbone("mobilenet_v2", 224, torch_preprocess, _mobilenet_v2, "ImageNet (ported)"),
+    Backbone("mobilenet_v2", 224, torch_preprocess, _mobilenet_v2, "ImageNet (ported)",
+             _MOBILENET_V2_STAGES),
     Backbone("efficientnet_lite0", 224, lite_preprocess, _efficientnet_lite0,
-             "ImageNet (ported)"),
+             "ImageNet (ported)", _LITE0_STAGES),
     Backbone("resnet50", 224, _caffe_preprocess, _resnet50, "scratch or --init"),
     Backbone("mobilenet_v2_035_96", 96, _keras_preprocess, _mobilenet_v2_035_96,
              "scratch or --init"),
-    Backbone("livenessnet_32", 32, _keras_preprocess, _livenessnet_32, "scratch"),
+    Backbone("livenessnet_32", 32, _keras_preprocess, _livenessnet_32, "scratch",
+             ("stage1_pool",)),
 )}
 
 

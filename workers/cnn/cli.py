@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from workers.cnn.backbones import BACKBONES
-from workers.cnn.features import SCALES
+from workers.cnn.features import POOLINGS, SCALES
 
 
 @click.command("cnn")
@@ -50,16 +50,23 @@ from workers.cnn.features import SCALES
 @click.option("--scratch", multiple=True, type=click.Choice(["mobilenet_v2_035_96",
                                                              "livenessnet_32"]),
               help="Backbones to train from scratch as comparison rows (repeatable).")
+@click.option("--pooling", default="stages", show_default=True, type=click.Choice(POOLINGS),
+              help="What the probe reads: the last feature map, or every stage's map "
+                   "(texture) with it; fine-tuning needs last.")
+@click.option("--balanced/--unbalanced", default=True, show_default=True,
+              help="Give every (collection, label) group the same weight in the probe.")
 def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: str | None,
                       out: str, cache_dir: str, C: float, operating_point: str,
                       model_version: str | None, compare: tuple[str, ...], head: str,
-                      variants: int, epochs: int, seed: int, scratch: tuple[str, ...]) -> None:
+                      variants: int, epochs: int, seed: int, scratch: tuple[str, ...],
+                      pooling: str, balanced: bool) -> None:
     """Cache backbone features, validate leave-one-collection-out, write model + card."""
     from workers.cnn.finetune import FitConfig
     from workers.cnn.train import train_cnn
 
     command = ("liveness train cnn " + " ".join(f"--data {shlex.quote(d)}" for d in data)
                + f" --backbone {backbone} --scales {scales} --head {head}"
+               + f" --pooling {pooling}" + ("" if balanced else " --unbalanced")
                + (f" --variants {variants} --epochs {epochs} --seed {seed}"
                   if head != "probe" else "")
                + f" --out {shlex.quote(out)}" + "".join(f" --compare {c}" for c in compare)
@@ -68,7 +75,7 @@ def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: s
                      [s for s in scales.split(",") if s], C, operating_point, model_version,
                      command, Path(init) if init else None, compare=compare, head=head,
                      variants=variants, fit=FitConfig(epochs=epochs, seed=seed),
-                     scratch=scratch)
+                     scratch=scratch, pooling=pooling, balanced=balanced)
     click.echo(f"model and card written to {out} ({card.name})", err=True)
 
 

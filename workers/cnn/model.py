@@ -15,6 +15,13 @@ constant here, so ``ReLU(Σ_k α_k F_k) = ReLU(M_s) / (h·w)`` (for the attack c
 whose log-odds are ``−y``: ``ReLU(−M_s) / (h·w)``). This is Zhou et al.'s CAM (CVPR
 2016), which Grad-CAM generalises; a test checks it against ``tf.GradientTape``.
 
+A trunk with several output maps (the ``stages`` pooling of :mod:`workers.cnn.features`:
+stage maps ``F_1 … F_J`` then the last one) gets a 1×1 convolution per map, with that
+map's slice of the head's weights; each finer map ``M_j`` is average-pooled onto the
+last map's grid (its side is a whole multiple of it), which keeps its mean, so the sum
+``M_s = Σ_j pool(M_j)`` still averages to the scale's log-odds contribution: the CAM of
+every level at once (for the last map alone it is the Grad-CAM above).
+
 Heads: a standardised logistic regression fitted on the pooled features is folded into
 the weights exactly (``w' = w / σ``, ``b' = b − Σ w μ / σ``); fine-tuned scale models
 (:mod:`workers.cnn.finetune`) contribute their own trunk and the weights of their
@@ -58,8 +65,10 @@ def build_scoring_model(backbone: Backbone, trunks: Sequence[Any], scales: Seque
                         weights: Sequence[np.ndarray], bias: float) -> Any:
     """One Keras model: an input per scale → its trunk → the head's 1×1 map → P(live).
 
-    ``trunks`` and ``weights`` (C,) float32 come one per scale (a trunk may be shared);
-    outputs ``[p_live (N, 1), cam (N, h, w, S)]`` (module docstring).
+    ``trunks`` and ``weights`` (C,) float32 come one per scale (a trunk may be shared; a
+    trunk with several output maps takes ``C`` = their channels in order); outputs
+    ``[p_live (N, 1), cam (N, h, w, S)]`` (module docstring). ``ValueError`` when the
+    weights do not match the channels or a map's side is not a multiple of the last's.
     """
     import keras
     from keras import layers
@@ -68,9 +77,9 @@ def build_scoring_model(backbone: Backbone, trunks: Sequence[Any], scales: Seque
     inputs = [keras.Input((side, side, 3), name=scale) for scale in scales]
     maps, logits = [], []
     for scale, x, trunk, w in zip(scales, inputs, trunks, weights, strict=True):
-        head = layers.Conv2D(1, 1, use_bias=False, name=f"{scale}_cam")
-        cam = head(trunk(x))
-        head.set_weights([np.asarray(w, np.float32).reshape(1, 1, -1, 1)])
+        features = trunk(x)
+        features = list(features) if isinstance(features, list | tuple) else [features]
+        cam = _class_activation_map(scale, features, np.asarray(w, np.float32))
         maps.append(cam)
         logits.append(layers.GlobalAveragePooling2D(name=f"{scale}_logit")(cam))
     total = logits[0] if len(logits) == 1 else layers.Add(name="logit_sum")(logits)
@@ -79,6 +88,30 @@ def build_scoring_model(backbone: Backbone, trunks: Sequence[Any], scales: Seque
     offset.set_weights([np.ones((1, 1), np.float32), np.array([bias], np.float32)])
     cam = maps[0] if len(maps) == 1 else layers.Concatenate(name="cam")(maps)
     return keras.Model(inputs, [p_live, cam], name=f"cnn_{backbone.name}")
+
+
+def _class_activation_map(scale: str, features: list[Any], w: np.ndarray) -> Any:
+    """Σ_j avg-pool(F_j · w_j) on the last map's grid, (N, h, w, 1) (module docstring)."""
+    from keras import layers
+
+    channels = [int(f.shape[-1]) for f in features]
+    if sum(channels) != len(w):
+        raise ValueError(f"{scale}: {len(w)} head weights for maps of {channels} channels")
+    last = int(features[-1].shape[1])
+    parts = []
+    for j, (f, w_j) in enumerate(zip(features, np.split(w, np.cumsum(channels)[:-1]),
+                                     strict=True)):
+        name = f"{scale}_cam" if len(features) == 1 else f"{scale}_cam{j}"
+        head = layers.Conv2D(1, 1, use_bias=False, name=name)
+        m = head(f)
+        head.set_weights([w_j.reshape(1, 1, -1, 1)])
+        size = int(f.shape[1])
+        if size % last or int(f.shape[2]) != size:
+            raise ValueError(f"{scale}: a {size}-px map does not tile the last {last}-px one")
+        if size != last:
+            m = layers.AveragePooling2D(size // last, name=f"{name}_pool")(m)
+        parts.append(m)
+    return parts[0] if len(parts) == 1 else layers.Add(name=f"{scale}_cam")(parts)
 
 
 def tflite_bytes(model: Any, check_inputs: Sequence[np.ndarray] | None = None) -> bytes:

@@ -9,6 +9,7 @@ collections only, so the held-out HTER is what a new deployment would see.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,32 @@ from workers.cnn.features import FeatureTable
 def probe_model(C: float = 0.1) -> object:
     """Standardise, then an L2 logistic regression (``C``: inverse regularisation)."""
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+
+
+def collection_balanced_weights(collections: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Sample weights (N,) float64, mean 1, that give every (collection, label) group the
+    same total weight.
+
+    Without them the largest collections (NUAA's 1,164 images, one collection's 760)
+    decide the head, and a new camera looks like them or is misjudged; with them each
+    collection's bona fide and attack presentations count alike, as the
+    leave-one-collection-out figures (a mean over collections) do.
+    """
+    groups = [(str(c), int(label)) for c, label in zip(collections, labels, strict=True)]
+    sizes = Counter(groups)
+    weights = np.array([1.0 / sizes[g] for g in groups], float)
+    return weights * len(weights) / weights.sum() if len(weights) else weights
+
+
+def fit_probe(X: np.ndarray, y: np.ndarray, C: float,
+              collections: np.ndarray | None = None) -> object:
+    """:func:`probe_model` fitted on ``X`` (N, D), ``y`` (N,); with ``collections`` (N,)
+    each (collection, label) group weighs the same (:func:`collection_balanced_weights`)."""
+    model = probe_model(C)
+    if collections is None:
+        return model.fit(X, y)  # type: ignore[attr-defined]
+    return model.fit(X, y, logisticregression__sample_weight=  # type: ignore[attr-defined]
+                     collection_balanced_weights(collections, y))
 
 
 @dataclass(frozen=True)
@@ -64,29 +91,33 @@ def loco(y: np.ndarray, attack_types: np.ndarray, collections: np.ndarray,
     return {name: LocoResult(reports.get(name, {}), scores) for name, scores in oof.items()}
 
 
-XyFit = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+XyFit = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                 tuple[np.ndarray, np.ndarray]]
 
 
 def _loco(table: FeatureTable, scales: Sequence[str], operating_point: str,
           fit_scores: XyFit) -> LocoResult:
     """:func:`loco` of one model on the concatenated features of ``scales``:
-    ``fit_scores(X_train, y_train, X_test)`` → (training, held-out) P(live)."""
+    ``fit_scores(X_train, y_train, collections_train, X_test)`` → (training, held-out)
+    P(live)."""
     X = np.concatenate([table.X[s] for s in scales], axis=1)
     y = table.y
 
     def by_mask(train: np.ndarray, test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {"model": fit_scores(X[train], y[train], X[test])}
+        return {"model": fit_scores(X[train], y[train], table.collections[train], X[test])}
 
     return loco(y, table.attack_types, table.collections, operating_point, by_mask)["model"]
 
 
 def loco_probe(table: FeatureTable, scales: Sequence[str], operating_point: str = "eer",
-               C: float = 0.1) -> LocoResult:
-    """Leave-one-collection-out evaluation of a probe on the features of ``scales``."""
-    def fit_scores(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray
+               C: float = 0.1, balanced: bool = False) -> LocoResult:
+    """Leave-one-collection-out evaluation of a probe on the features of ``scales``
+    (``balanced``: collection-balanced sample weights, :func:`fit_probe`)."""
+    def fit_scores(xtr: np.ndarray, ytr: np.ndarray, ctr: np.ndarray, xte: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-        model = probe_model(C).fit(xtr, ytr)  # type: ignore[attr-defined]
-        return model.predict_proba(xtr)[:, 1], model.predict_proba(xte)[:, 1]
+        model = fit_probe(xtr, ytr, C, ctr if balanced else None)
+        return (model.predict_proba(xtr)[:, 1],  # type: ignore[attr-defined]
+                model.predict_proba(xte)[:, 1])  # type: ignore[attr-defined]
 
     return _loco(table, scales, operating_point, fit_scores)
 
@@ -114,7 +145,7 @@ def loco_seed_head(table: FeatureTable, scales: Sequence[str], operating_point: 
                    epochs: int = 15) -> LocoResult:
     """Leave-one-collection-out evaluation of :func:`seed_head` on standardised features
     (Adam 1e-3, batch 64, ``epochs``; threshold on the training collections' scores)."""
-    def fit_scores(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray
+    def fit_scores(xtr: np.ndarray, ytr: np.ndarray, _: np.ndarray, xte: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
         mean, std = xtr.mean(0), xtr.std(0) + 1e-6
         xtr, xte = (xtr - mean) / std, (xte - mean) / std

@@ -38,7 +38,13 @@ from common.evaluation.oof import FILE as OOF_FILE
 from common.evaluation.oof import write_oof_scores
 from common.evaluation.report import evaluate, write_report
 from workers.cnn.backbones import get_backbone
-from workers.cnn.features import SCALES, FeatureExtractor, extract_features
+from workers.cnn.features import (
+    POOLINGS,
+    SCALES,
+    FeatureExtractor,
+    cache_name,
+    extract_features,
+)
 from workers.cnn.finetune import (
     SPLIT_LAYERS,
     FitConfig,
@@ -52,7 +58,7 @@ from workers.cnn.model import (
     fold_standardised_logistic,
     save_model_folder,
 )
-from workers.cnn.probe import loco_probe, loco_seed_head, probe_model, summary_row
+from workers.cnn.probe import fit_probe, loco_probe, loco_seed_head, summary_row
 from workers.cnn.scratch import loco_scratch
 
 CARD = "MODEL_CARD.md"
@@ -71,7 +77,8 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
               command: str = "", init: Path | None = None,
               seed_head_row: bool = True, compare: Sequence[str] = (), head: str = "finetune",
               variants: int = 1, fit: FitConfig | None = None,
-              scratch: Sequence[str] = ()) -> Path:
+              scratch: Sequence[str] = (), pooling: str = "stages",
+              balanced: bool = True) -> Path:
     """Train, validate and write ``out/`` (model.json, model.tflite, MODEL_CARD.md, plots).
 
     ``head``: ``"probe"`` (frozen backbone, logistic head), ``"finetune"`` (last block
@@ -79,15 +86,24 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     simulated recapture of each bona fide one; ``fit`` its hyper-parameters) or ``"best"``
     (both; ships the one with the lower leave-one-collection-out mean HTER).
     ``scratch``: backbones trained from random weights as comparison rows on the face
-    scale (:mod:`workers.cnn.scratch`).
+    scale (:mod:`workers.cnn.scratch`). ``pooling``: what the probe reads
+    (:data:`workers.cnn.features.POOLINGS`; fine-tuning needs ``last``); ``balanced``:
+    every (collection, label) group weighs the same in the probe
+    (:func:`workers.cnn.probe.collection_balanced_weights`). With ``stages`` the card also
+    has the last-map rows, and with ``balanced`` the unweighted row, of the chosen input.
 
     The card's table has every scale and their combination for the trained backbone and
     for each backbone in ``compare`` (frozen, same head), the seed's dense head on the
     shipped features (``seed_head_row``), and each backbone's latency per crop (compiled
     ``tf.function``, one core) and float32 size. Returns the card's path. Raises
     :class:`common.errors.ModelError` for an unknown backbone or missing weights,
-    ``ValueError`` for an unknown scale.
+    ``ValueError`` for an unknown scale or pooling, or fine-tuning with ``stages``.
     """
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
+    if head != "probe" and pooling != "last":
+        raise ValueError("fine-tuning serves the last map only: use pooling 'last' with "
+                         f"head {head!r}")
     unknown = [s for s in scales if s not in SCALES]
     if unknown:
         raise ValueError(f"unknown scales {unknown}; choose from {SCALES}")
@@ -102,25 +118,39 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     for path in data_dirs:
         dataset = open_dataset(path)
         samples += [(s, dataset) for s in dataset.samples()]
-    extractor = FeatureExtractor(backbone, init)
-    table = extract_features(samples, extractor, cache_dir / f"{backbone.name}.h5",
+    extractor = FeatureExtractor(backbone, init, pooling)
+    table = extract_features(samples, extractor, cache_dir / cache_name(backbone, pooling),
                              get_settings())
     rows: dict[str, tuple[object, str]] = {}  # label → (LOCO result, cost)
     chosen = "+".join(scales)
     for name in [backbone.name, *[c for c in compare if c != backbone.name]]:
-        other = extractor if name == backbone.name else FeatureExtractor(get_backbone(name))
+        # a compared backbone that names no stages is compared on its last map
+        pool = pooling if get_backbone(name).stage_layers else "last"
+        other = (extractor if name == backbone.name
+                 else FeatureExtractor(get_backbone(name), pooling=pool))
         feats = table if name == backbone.name else extract_features(
-            samples, other, cache_dir / f"{name}.h5", get_settings())
+            samples, other, cache_dir / cache_name(other.backbone, pool), get_settings())
         cost = _cost(other)
         combos = [(s,) for s in SCALES] + [tuple(SCALES)]
         if name == backbone.name and tuple(scales) not in combos:
             combos.append(tuple(scales))
         for combo in combos:
-            label = f"{name} frozen, {'+'.join(combo)}"
-            rows[label] = (loco_probe(feats, combo, operating_point, C), cost)
-    result = rows[f"{backbone.name} frozen, {chosen}"][0]
+            rows[_label(name, combo, pool, balanced)] = (
+                loco_probe(feats, combo, operating_point, C, balanced), cost)
+    result = rows[_label(backbone.name, scales, pooling, balanced)][0]
+    if balanced:
+        rows[_label(backbone.name, scales, pooling, False)] = (
+            loco_probe(table, scales, operating_point, C, False), _cost(extractor))
+    if pooling != "last":
+        last = FeatureExtractor(backbone, init, "last")
+        last_table = extract_features(samples, last, cache_dir / cache_name(backbone, "last"),
+                                      get_settings())
+        for flag in dict.fromkeys((balanced, False)):
+            rows[_label(backbone.name, scales, "last", flag)] = (
+                loco_probe(last_table, scales, operating_point, C, flag), _cost(last))
     if seed_head_row:
-        rows[f"{backbone.name} frozen, {chosen}, seed dense head (1024-256-32)"] = (
+        rows[f"{_label(backbone.name, scales, pooling, False)}, seed dense head "
+             "(1024-256-32)"] = (
             loco_seed_head(table, scales, operating_point), _cost(extractor))
     if head != "probe":
         tuned, tuned_model, epochs = _finetune(samples, backbone, extractor, scales, cache_dir,
@@ -139,12 +169,15 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
         notes = (f"last block ({SPLIT_LAYERS[backbone.name]} on) fine-tuned per scale, "
                  f"{variants} camera chain(s) + simulated recapture, epochs {epochs}")
     else:
-        final = probe_model(C).fit(np.concatenate([table.X[s] for s in scales], axis=1),
-                                   table.y)  # type: ignore[attr-defined]
+        final = fit_probe(np.concatenate([table.X[s] for s in scales], axis=1), table.y, C,
+                          table.collections if balanced else None)
         weights, bias = fold_standardised_logistic(final)
-        model = build_scoring_model(backbone, [extractor.model] * len(scales), scales,
+        model = build_scoring_model(backbone, [extractor.trunk] * len(scales), scales,
                                     np.split(weights, len(scales)), bias)
-        notes = "frozen ImageNet backbone + standardised logistic head"
+        notes = ("frozen ImageNet backbone, "
+                 + ("every stage's map pooled" if pooling == "stages" else "last map pooled")
+                 + " + standardised logistic head"
+                 + (", collection-balanced sample weights" if balanced else ""))
     pooled = evaluate(result.oof, table.y, table.attack_types,
                       operating_point=operating_point)
     shipped = reports_at_threshold(result.oof, table.y, table.attack_types,
@@ -152,7 +185,7 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     summary = loco_summary(result.per_collection, shipped)
     info = ModelInfo(
         test="cnn",
-        name=f"{backbone.name}-{head}-{chosen}",
+        name=f"{backbone.name}-{head}-{chosen}" + ("-stages" if pooling == "stages" else ""),
         version=version or dt.date.today().isoformat(),
         threshold=float(pooled.threshold),
         threshold_rule=f"{operating_point} on the pooled leave-one-collection-out scores",
@@ -170,7 +203,8 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     check = [backbone.preprocess(rng.integers(0, 256, (2, side, side, 3), dtype=np.uint8))
              for _ in scales]
     save_model_folder(out, model, info, backbone, scales,
-                      {"head": head, "C": C, "init": str(init or ""), "variants": variants},
+                      {"head": head, "C": C, "init": str(init or ""), "variants": variants,
+                       "pooling": pooling, "balanced": balanced},
                       check_inputs=check)
     report_paths = write_report(pooled, out / "evaluation", f"cnn {info.name}: pooled "
                                 "leave-one-collection-out scores", result.oof, table.y,
@@ -181,6 +215,13 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     card.write_text(_card(info, backbone.name, backbone.initialisation, rows, result, shipped,
                           command, report_paths, head))
     return card
+
+
+def _label(backbone: str, scales: Sequence[str], pooling: str, balanced: bool) -> str:
+    """The card's row name of a frozen probe."""
+    return (f"{backbone} frozen, {'+'.join(scales)}"
+            + (", every stage pooled" if pooling == "stages" else ", last map")
+            + (", collection-balanced" if balanced else ""))
 
 
 def _better(a: Any, b: Any) -> bool:
@@ -285,9 +326,10 @@ def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
          "class-balanced, early-stopped on held-out collections; the scales fused by their "
          f"mean log-odds ({info.notes})." if head == "finetune" else
          "- Head: frozen trunk, global average pooling of each scale, a standardised L2 "
-         f"logistic regression folded into one linear unit ({info.notes})."),
+         f"logistic regression folded into one linear unit per pooled map ({info.notes})."),
         "- Served as `model.tflite` by LiteRT (no TensorFlow in the serving image), with "
-        "the Grad-CAM map of each scale as a second output (`explain=true`).",
+        "the class-activation map of each scale (every pooled map's share of the log-odds "
+        "on the last map's grid) as a second output (`explain=true`).",
         f"- Threshold {info.threshold:.4f}: {info.threshold_rule}.",
         "",
         "The full comparison — two scales, fine-tuning with augmentation, the from-scratch "

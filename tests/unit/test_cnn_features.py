@@ -312,3 +312,13 @@ def test_pooling_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown pooling"):
         train_cnn([tmp_path], "mobilenet_v2", tmp_path / "m", tmp_path / "c",
                   head="probe", pooling="max")
+
+
+def test_train_command_refuses_fine_tuning_on_stages(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from workers.cnn.cli import train_cnn_command
+
+    result = CliRunner().invoke(train_cnn_command, ["--data", str(tmp_path), "--head",
+                                                    "finetune"])
+    assert result.exit_code == 2 and "needs --pooling last" in result.output

@@ -35,7 +35,7 @@ from workers.cnn.features import POOLINGS, SCALES
 @click.option("--version", "model_version", default=None, help="Model version (default: date).")
 @click.option("--compare", multiple=True, type=click.Choice(list(BACKBONES)),
               help="Other backbones to compare in the card's table (repeatable).")
-@click.option("--head", default="best", show_default=True,
+@click.option("--head", default="probe", show_default=True,
               type=click.Choice(["best", "finetune", "probe"]),
               help="finetune: the last block per scale, with augmentation; probe: frozen "
                    "backbone + logistic regression (any backbone); best: both, ship the "
@@ -63,6 +63,10 @@ def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: s
     """Cache backbone features, validate leave-one-collection-out, write model + card."""
     from workers.cnn.finetune import FitConfig
     from workers.cnn.train import train_cnn
+
+    if head != "probe" and pooling != "last":
+        raise click.UsageError(f"--head {head} fine-tunes the last block: it needs "
+                               "--pooling last")
 
     command = ("liveness train cnn " + " ".join(f"--data {shlex.quote(d)}" for d in data)
                + f" --backbone {backbone} --scales {scales} --head {head}"

@@ -75,7 +75,7 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
               scales: Sequence[str] = SCALES, C: float = 0.01,
               operating_point: str = "eer", version: str | None = None,
               command: str = "", init: Path | None = None,
-              seed_head_row: bool = True, compare: Sequence[str] = (), head: str = "finetune",
+              seed_head_row: bool = True, compare: Sequence[str] = (), head: str = "probe",
               variants: int = 1, fit: FitConfig | None = None,
               scratch: Sequence[str] = (), pooling: str = "stages",
               balanced: bool = True) -> Path:

@@ -50,8 +50,15 @@ function showError(error) {
   $("error").textContent = error ? String(error.message || error) : "";
 }
 
+function cameraReady() {
+  return Boolean(stream) && $("video").videoWidth > 0;
+}
+
 function frameBlob(maxSide) {
   const video = $("video");
+  if (!video.videoWidth) {
+    return Promise.reject(new Error("The camera has not delivered a picture yet: wait a moment."));
+  }
   const canvas = $("frame");
   const scale = Math.min(1, maxSide / Math.max(video.videoWidth, video.videoHeight));
   canvas.width = Math.round(video.videoWidth * scale);
@@ -81,7 +88,8 @@ function guidanceOf(job) {
 }
 
 async function guide() {
-  if (!stream || busy || guiding) return;
+  // until the camera delivers its first frame there is nothing to check (not an error)
+  if (!cameraReady() || busy || guiding) return;
   guiding = true;
   try {
     // a small frame with the cheapest test: only the face stage's reasons are used
@@ -187,17 +195,24 @@ async function check(blob, fromCamera) {
 $("start-camera").addEventListener("click", async () => {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+    // the first guidance as soon as the camera's first frame arrives, then every 2.5 s
+    $("video").addEventListener("loadeddata", guide, { once: true });
     $("video").srcObject = stream;
     $("check").disabled = false;
     $("guidance").textContent = "Looking for your face…";
     setInterval(guide, GUIDE_EVERY_MS);
-    guide();
   } catch (error) {
     $("guidance").textContent = "No camera available: choose a photo instead.";
     showError(error);
   }
 });
-$("check").addEventListener("click", async () => check(await frameBlob(1280), true));
+$("check").addEventListener("click", async () => {
+  try {
+    await check(await frameBlob(1280), true);
+  } catch (error) {
+    showError(error);
+  }
+});
 $("file").addEventListener("change", (event) => {
   const file = event.target.files[0];
   if (file) check(file, false);

@@ -58,6 +58,12 @@ def test_the_page_checks_a_camera_and_a_file(stack: Stack, camera_video: Path,
             f"--use-file-for-fake-video-capture={camera_video}"])
         try:
             page = browser.new_page(viewport={"width": 900, "height": 1200})
+            # every text the error line ever shows, from before the page's own script runs
+            page.add_init_script("""window.shownErrors = [];
+                document.addEventListener('DOMContentLoaded', () => new MutationObserver(
+                  () => window.shownErrors.push(document.getElementById('error').textContent)
+                ).observe(document.getElementById('error'), {childList: true, subtree: true,
+                                                            characterData: true}));""")
             page.goto(stack.url + "/")
             assert page.url.endswith("/demo")
             page.fill("#api-key", stack.api_keys["dev"])
@@ -69,6 +75,9 @@ def test_the_page_checks_a_camera_and_a_file(stack: Stack, camera_video: Path,
             guidance = page.text_content("#guidance")
             assert "could not" not in guidance, guidance
             assert page.is_hidden("#error"), page.text_content("#error")
+            # starting the camera never shows an error (the first check waits for a frame)
+            assert not [e for e in page.evaluate("() => window.shownErrors") if e], (
+                page.evaluate("() => window.shownErrors"))
             # the colour-flash challenge is on: the screen flashes, but the fake camera
             # plays a still picture that no screen lights — an injected stream
             assert page.is_checked("#flash-challenge")

@@ -322,3 +322,8 @@ def test_train_command_refuses_fine_tuning_on_stages(tmp_path) -> None:
     result = CliRunner().invoke(train_cnn_command, ["--data", str(tmp_path), "--head",
                                                     "finetune"])
     assert result.exit_code == 2 and "needs --pooling last" in result.output
+    result = CliRunner().invoke(train_cnn_command, ["--data", str(tmp_path), "--head",
+                                                    "finetune", "--pooling", "last",
+                                                    "--backbone", "livenessnet_32"])
+    assert result.exit_code == 1 and "Error: fine-tuning needs an ImageNet backbone" in (
+        result.output) and "Traceback" not in result.output

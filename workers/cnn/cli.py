@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 import numpy as np
 
+from common.errors import ModelError
 from workers.cnn.backbones import BACKBONES
-from workers.cnn.features import POOLINGS, SCALES
+from workers.cnn.features import POOLINGS
 
 
 @click.command("cnn")
@@ -20,7 +21,7 @@ from workers.cnn.features import POOLINGS, SCALES
                    "Replay-Attack or 3DMAD layout.")
 @click.option("--backbone", default="efficientnet_lite0", show_default=True,
               type=click.Choice(list(BACKBONES)), help="Backbone (workers/cnn/backbones.py).")
-@click.option("--scales", default=",".join(SCALES), show_default=True,
+@click.option("--scales", default="frame", show_default=True,
               help="Comma-separated crop scales: face (aligned, context 1.6), frame.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Keras .weights.h5 to start the backbone from (e.g. ImageNet ResNet50).")
@@ -75,11 +76,15 @@ def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: s
                   if head != "probe" else "")
                + f" --out {shlex.quote(out)}" + "".join(f" --compare {c}" for c in compare)
                + "".join(f" --scratch {c}" for c in scratch))
-    card = train_cnn([Path(d) for d in data], backbone, Path(out), Path(cache_dir),
-                     [s for s in scales.split(",") if s], C, operating_point, model_version,
-                     command, Path(init) if init else None, compare=compare, head=head,
-                     variants=variants, fit=FitConfig(epochs=epochs, seed=seed),
-                     scratch=scratch, pooling=pooling, balanced=balanced)
+    try:
+        card = train_cnn([Path(d) for d in data], backbone, Path(out), Path(cache_dir),
+                         [s for s in scales.split(",") if s], C, operating_point,
+                         model_version, command, Path(init) if init else None,
+                         compare=compare, head=head, variants=variants,
+                         fit=FitConfig(epochs=epochs, seed=seed), scratch=scratch,
+                         pooling=pooling, balanced=balanced)
+    except (ModelError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"model and card written to {out} ({card.name})", err=True)
 
 

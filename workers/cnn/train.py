@@ -212,8 +212,8 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     write_oof_scores(out / "evaluation" / OOF_FILE, table.keys, table.collections, table.y,
                      table.attack_types, result.oof)
     card = out / CARD
-    card.write_text(_card(info, backbone.name, backbone.initialisation, rows, result, shipped,
-                          command, report_paths, head))
+    card.write_text(_card(info, backbone.name, backbone.initialisation, scales, rows, result,
+                          shipped, command, report_paths, head))
     return card
 
 
@@ -281,14 +281,21 @@ def _cost(extractor: FeatureExtractor, repeat: int = 10) -> str:
     return f"{1000 * statistics.median(times):.1f} ms, {params * 4 / 1e6:.1f} MB"
 
 
-def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
-          shipped: dict, command: str, report_paths: dict[str, Path], head: str) -> str:
+#: How the card names each crop scale.
+SCALE_TEXT = {"face": "`face` (the aligned face crop at context 1.6)",
+              "frame": "`frame` (the whole image)"}
+
+
+def _card(info: ModelInfo, backbone: str, init: str, scales: Sequence[str], rows: dict,
+          result: object, shipped: dict, command: str, report_paths: dict[str, Path],
+          head: str) -> str:
     lines = [
         f"# Model card: cnn `{info.name}` {info.version}",
         "",
-        "**For evaluation and demonstration only.** Trained on `../shared/data` (NUAA: "
-        "non-commercial research licence; the small replay and webcam collections carry no "
-        "licence).",
+        "**For evaluation and demonstration only.** Trained on "
+        + ", ".join(f"`{p}`" for p in info.trained_on)
+        + " (the licences of the data apply: `../shared/data`'s NUAA is for non-commercial "
+        "research, its small replay and webcam collections carry no licence).",
         "",
         "## Leave-one-collection-out (each collection held out in turn; head and threshold "
         "fitted on the others)",
@@ -318,8 +325,8 @@ def _card(info: ModelInfo, backbone: str, init: str, rows: dict, result: object,
         "",
         "## Model",
         "",
-        f"- Backbone: `{backbone}` ({init}); crop scales `face` (the aligned face crop at "
-        "context 1.6) and `frame` (the whole image).",
+        f"- Backbone: `{backbone}` ({init}); crop scales: "
+        + ", ".join(SCALE_TEXT[s] for s in scales) + ".",
         ("- Head: per scale, the last block fine-tuned on cached activations of the served "
          "view, camera-chain copies (defocus, gamma, colour cast, rescale, noise, JPEG) and "
          "a simulated print/screen recapture of each bona fide image (an attack), "

@@ -123,6 +123,7 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
                              get_settings())
     rows: dict[str, tuple[object, str]] = {}  # label → (LOCO result, cost)
     chosen = "+".join(scales)
+    cost_shipped = _cost(extractor)  # measured once: every row of this extractor shows it
     for name in [backbone.name, *[c for c in compare if c != backbone.name]]:
         # a compared backbone that names no stages is compared on its last map
         pool = pooling if get_backbone(name).stage_layers else "last"
@@ -130,7 +131,7 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
                  else FeatureExtractor(get_backbone(name), pooling=pool))
         feats = table if name == backbone.name else extract_features(
             samples, other, cache_dir / cache_name(other.backbone, pool), get_settings())
-        cost = _cost(other)
+        cost = cost_shipped if other is extractor else _cost(other)
         combos = [(s,) for s in SCALES] + [tuple(SCALES)]
         if name == backbone.name and tuple(scales) not in combos:
             combos.append(tuple(scales))
@@ -140,21 +141,23 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     result = rows[_label(backbone.name, scales, pooling, balanced)][0]
     if balanced:
         rows[_label(backbone.name, scales, pooling, False)] = (
-            loco_probe(table, scales, operating_point, C, False), _cost(extractor))
+            loco_probe(table, scales, operating_point, C, False), cost_shipped)
     if pooling != "last":
         last = FeatureExtractor(backbone, init, "last")
         last_table = extract_features(samples, last, cache_dir / cache_name(backbone, "last"),
                                       get_settings())
+        cost_last = _cost(last)
         for flag in dict.fromkeys((balanced, False)):
             rows[_label(backbone.name, scales, "last", flag)] = (
-                loco_probe(last_table, scales, operating_point, C, flag), _cost(last))
+                loco_probe(last_table, scales, operating_point, C, flag), cost_last)
     if seed_head_row:
         rows[f"{_label(backbone.name, scales, pooling, False)}, seed dense head "
              "(1024-256-32)"] = (
-            loco_seed_head(table, scales, operating_point), _cost(extractor))
+            loco_seed_head(table, scales, operating_point), cost_shipped)
     if head != "probe":
         tuned, tuned_model, epochs = _finetune(samples, backbone, extractor, scales, cache_dir,
-                                               operating_point, variants, fit, rows)
+                                               operating_point, variants, fit, rows,
+                                               cost_shipped)
     for name in scratch:  # the seeds' small networks, on the seeds' input: the face crop
         cost = _cost(FeatureExtractor(get_backbone(name)))
         for label, res in loco_scratch(samples, name, ["face"], cache_dir, get_settings(),
@@ -233,10 +236,10 @@ def _better(a: Any, b: Any) -> bool:
 
 def _finetune(samples: list, backbone: Any, extractor: FeatureExtractor,
               scales: Sequence[str], cache_dir: Path, operating_point: str, variants: int,
-              fit: FitConfig, rows: dict) -> tuple[Any, Any, dict[str, int]]:
+              fit: FitConfig, rows: dict, cost: str) -> tuple[Any, Any, dict[str, int]]:
     """Fine-tune the last block per scale: leave-one-collection-out rows (added to
-    ``rows``), then the final fit. Returns (the shipped LOCO result, the scoring model,
-    the final epochs per scale)."""
+    ``rows``, with the backbone's measured ``cost``), then the final fit. Returns (the
+    shipped LOCO result, the scoring model, the final epochs per scale)."""
     import keras
 
     split = SPLIT_LAYERS[backbone.name]
@@ -248,7 +251,6 @@ def _finetune(samples: list, backbone: Any, extractor: FeatureExtractor,
     start = suffix.get_weights()
     results, fold_epochs = loco_finetune(acts, {s: suffix for s in scales}, operating_point,
                                          fit)
-    cost = _cost(extractor)
     for name, res in results.items():
         rows[f"{backbone.name} fine-tuned last block + augmentation, {name}"] = (res, cost)
     trunks, weights, biases, epochs = [], [], [], {}

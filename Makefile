@@ -76,7 +76,7 @@ train-cnn: setup  ## Retrain the shipped CNN model on the 20 collections of $(DA
 
 compare-cnn: setup  ## The CNN comparison of models/cnn/COMPARISON.md: fine-tuning, two scales, from-scratch rows (about an hour on 2 cores)
 	$(BIN)/liveness train cnn $(TRAIN_DATA) --backbone efficientnet_lite0 --scales face,frame \
-	    --head best --pooling last --unbalanced --variants 1 --epochs 5 --compare mobilenet_v2 \
+	    --head best --pooling last --unbalanced --resolution-copies 0 --variants 1 --epochs 5 --compare mobilenet_v2 \
 	    --scratch mobilenet_v2_035_96 --scratch livenessnet_32 --out runs/cnn-comparison
 
 train-fasnet: setup  ## Port Minivision's MiniFASNet pair (../shared/weights/silent-face), compare box mappings and heads on the 20 collections of $(DATA), write models/fasnet (minutes; about a minute once faces and network outputs are cached in .cache/fasnet)

@@ -9,7 +9,8 @@ never to test. Every function maps an RGB uint8 (H, W, 3) image and a NumPy
 ``Generator`` to a new RGB uint8 image; the same seed gives the same output.
 
 Used by the quality test (``capture_chain``, ``simulated_recapture``) and the CNN test
-(``camera_chain``, which adds :func:`photometric` before the capture chain).
+(``camera_chain``, which adds :func:`photometric` before the capture chain, when
+fine-tuning; :func:`lower_resolution` for the shipped probe's training copies).
 """
 
 from __future__ import annotations
@@ -66,3 +67,46 @@ def photometric(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def camera_chain(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Another camera: :func:`photometric`, then :func:`capture_chain`."""
     return capture_chain(photometric(rgb, rng), rng)
+
+
+#: Shorter side, pixels, of the images :func:`lower_resolution` makes (log-uniform).
+LOW_RESOLUTION_SHORTEST = (48.0, 200.0)
+#: JPEG quality range of :func:`lower_resolution`'s re-encoding.
+LOW_RESOLUTION_QUALITY = (60, 95)
+
+
+def lower_resolution(rgb: np.ndarray, rng: np.random.Generator,
+                     shortest: tuple[float, float] = LOW_RESOLUTION_SHORTEST,
+                     quality: tuple[int, int] = LOW_RESOLUTION_QUALITY) -> np.ndarray:
+    """The image as a lower-resolution camera or a smaller face crop would give it.
+
+    Downscaled (``cv2.INTER_AREA``, aspect kept) so that its shorter side is
+    ``s ~ log-uniform(shortest)`` pixels — an image already smaller is not enlarged —
+    then JPEG-encoded at a quality drawn from ``quality`` (inclusive). Returns RGB uint8
+    (h', w', 3), h' ≤ h and w' ≤ w.
+
+    Why: in the training collections image size follows the label within a collection
+    (one's attacks are 90-px crops beside 400-px bona fide ones, another's the reverse),
+    so a model learns "small and blurred = attack", refuses live people whose camera or
+    crop is small and accepts large replays. Applied to bona fide and attack
+    presentations alike, it leaves resolution no signal to learn.
+    Raises ``ValueError`` for an empty image or an empty or non-positive ``shortest``.
+    """
+    low, high = shortest
+    if not 0 < low <= high:
+        raise ValueError(f"shortest must be 0 < low <= high, got {shortest}")
+    h, w = rgb.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError("empty image")
+    side = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    factor = side / min(h, w)
+    out = rgb
+    if factor < 1:
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        out = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    jpeg_quality = int(rng.integers(quality[0], quality[1] + 1))
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR),  # OpenCV's order
+                           [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    if not ok:  # pragma: no cover - OpenCV always encodes 8-bit 3-channel arrays
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -133,7 +133,7 @@ class Settings:
     #: (loopback, private, link-local …; see ``common/egress.py``). Empty: public only.
     webhook_allowlist: str = ""
     #: Tests a job runs when the client names none (comma-separated); empty: the tests
-    #: whose registry entry says ``default=True`` (today ``cnn`` and ``fasnet``).
+    #: whose registry entry says ``default=True`` (today ``cnn``, ``fasnet`` and ``quality``).
     default_tests: str = ""
     #: Calibration profile (``<models_dir>/profiles/<name>.json``, ``liveness calibrate``)
     #: a job uses when neither the request nor its API key names one; empty: none (the

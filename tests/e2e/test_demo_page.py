@@ -100,7 +100,7 @@ def test_the_page_checks_a_camera_and_a_file(stack: Stack, camera_video: Path,
             rows = page.locator("#tests tbody tr")
             names = sorted(rows.nth(i).locator("td").first.text_content()
                            for i in range(rows.count()))
-            assert names == ["cnn", "fasnet"]
+            assert names == ["cnn", "fasnet", "quality"]
             assert "against threshold" in page.text_content("#summary")
             page.wait_for_selector("#explanation-figure:not([hidden])", timeout=30_000)
             shot = page.screenshot(full_page=True)

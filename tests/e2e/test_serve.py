@@ -72,7 +72,7 @@ def test_serve_runs_a_job_and_ctrl_c_leaves_no_process(tmp_path: Path):
     sink = LogSink(tmp_path / "serve.log")
     serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
                                      "serve", "--port", str(port), "--data-dir", str(tmp_path),
-                                     "--pools", "face,cnn,fasnet,fusion"], env, sink=sink)
+                                     "--pools", "face,quality,cnn,fasnet,fusion"], env, sink=sink)
     try:
         assert sink.wait_for("Ctrl-C stops everything", 120), sink.tail()
         banner = "\n".join(sink.lines)
@@ -141,7 +141,8 @@ def test_serve_is_ready_when_it_says_so_and_keeps_no_image_on_disk(tmp_path: Pat
     sink = LogSink(tmp_path / "serve.log")
     serve = ManagedProcess("serve", [sys.executable, "-c", "from cli import main; main()",
                                      "serve", "--port", str(port), "--data-dir",
-                                     str(tmp_path / "data"), "--pools", "face,cnn,fasnet,fusion"],
+                                     str(tmp_path / "data"), "--pools",
+                                     "face,quality,cnn,fasnet,fusion"],
                            env, sink=sink)
     base = f"http://127.0.0.1:{port}"
     try:

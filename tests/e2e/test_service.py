@@ -75,8 +75,8 @@ def test_submit_poll_equals_liveness_score(stack: Stack, face_jpeg: bytes, tmp_p
     # The raw test score is reproducible to ~1e-15 only (the first call in a process
     # sums in another order than later ones); the fused fields above are exactly equal.
     # A job that names no tests runs the registry's defaults, the fusion's recommendation.
-    assert sorted(job["tests"]) == ["cnn", "fasnet"]
-    for test in ("cnn", "fasnet"):
+    assert sorted(job["tests"]) == ["cnn", "fasnet", "quality"]
+    for test in ("cnn", "fasnet", "quality"):
         assert job["tests_detail"][test]["score"] == pytest.approx(
             expected["tests"][test]["score"], rel=1e-6), test
         assert job["tests_detail"][test]["model"] == expected["tests"][test]["model"]

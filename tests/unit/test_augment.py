@@ -40,3 +40,29 @@ def test_camera_chain_changes_colour_and_is_deterministic():
     b = camera_chain(rgb, np.random.default_rng(5))
     np.testing.assert_array_equal(b, camera_chain(rgb, np.random.default_rng(5)))
     assert b.ndim == 3 and b.dtype == np.uint8
+
+
+def test_lower_resolution_shrinks_to_the_range_and_keeps_colour_order():
+    import pytest
+
+    from common.augment import lower_resolution
+
+    rgb = data.astronaut()  # 512 × 512
+    sides = []
+    for seed in range(40):
+        out = lower_resolution(rgb, np.random.default_rng(seed), shortest=(48, 200))
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+        sides.append(min(out.shape[:2]))
+    assert min(sides) >= 48 and max(sides) <= 200 and len(set(sides)) > 20
+    np.testing.assert_array_equal(lower_resolution(rgb, np.random.default_rng(7)),
+                                  lower_resolution(rgb, np.random.default_rng(7)))
+    small = rgb[:40, :60]  # already smaller than the range: not enlarged, only re-encoded
+    assert lower_resolution(small, np.random.default_rng(0)).shape == small.shape
+    red = np.zeros((300, 400, 3), np.uint8)
+    red[..., 0] = 220  # RGB red stays red through OpenCV's BGR JPEG codec
+    out = lower_resolution(red, np.random.default_rng(1)).reshape(-1, 3).mean(0)
+    assert out[0] > 180 and out[2] < 40
+    with pytest.raises(ValueError, match="shortest"):
+        lower_resolution(rgb, np.random.default_rng(0), shortest=(200, 48))
+    with pytest.raises(ValueError, match="empty image"):
+        lower_resolution(rgb[:0], np.random.default_rng(0))

@@ -107,7 +107,8 @@ def test_finetune_training_end_to_end(tmp_path) -> None:
     card = train_cnn([root / "set_a", root / "set_b"], "mobilenet_v2", out,
                      tmp_path / "cache", scales=["face", "frame"], version="t2",
                      seed_head_row=False, head="finetune", variants=1,
-                     fit=FitConfig(epochs=1, batch=8), pooling="last", balanced=False)
+                     fit=FitConfig(epochs=1, batch=8), pooling="last", balanced=False,
+                     resolution_copies=0)
     text = card.read_text()
     assert "| mobilenet_v2 fine-tuned last block + augmentation, face+frame |" in text
     assert "| mobilenet_v2 frozen, frame, last map |" in text

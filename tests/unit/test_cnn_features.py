@@ -21,12 +21,15 @@ from workers.cnn.features import (
     cache_name,
     crop_at_scale,
     extract_features,
+    lower_resolution_views,
+    scaled_face,
 )
 from workers.cnn.probe import (
     collection_balanced_weights,
     fit_probe,
     loco_probe,
     summary_row,
+    training_rows,
 )
 
 from .fixtures_datasets import make_folder
@@ -116,10 +119,14 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
                      compare=["mobilenet_v2_035_96"], head="probe")
     text = card.read_text()
     assert "Leave-one-collection-out" in text and "seed dense head" in text
-    # the default: every stage pooled, collection-balanced; beside it the last map and
-    # the unweighted probe; a compared backbone without stages on its last map
-    for row in ("livenessnet_32 frozen, face+frame, every stage pooled, collection-balanced",
-                "livenessnet_32 frozen, face+frame, every stage pooled",
+    # the default: every stage pooled, collection-balanced, two lower-resolution copies;
+    # beside it the rows without copies, the last map and the unweighted probe; a compared
+    # backbone without stages on its last map
+    for row in ("livenessnet_32 frozen, face+frame, every stage pooled, collection-balanced, "
+                "+ 2 lower-resolution copies",
+                "livenessnet_32 frozen, face+frame, every stage pooled, collection-balanced",
+                "livenessnet_32 frozen, face+frame, every stage pooled, "
+                "+ 2 lower-resolution copies",
                 "livenessnet_32 frozen, face+frame, last map, collection-balanced",
                 "livenessnet_32 frozen, face+frame, last map",
                 "mobilenet_v2_035_96 frozen, face+frame, last map, collection-balanced"):
@@ -137,6 +144,7 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
     assert test.info.name == "livenessnet_32-probe-face+frame-stages"
     params = json.loads((out / "model.json").read_text())["params"]
     assert params["pooling"] == "stages" and params["balanced"] is True
+    assert params["resolution_copies"] == 2
     image = data.astronaut()
     face = locate_face(image, Settings())
     assert 0.0 <= test.score(image, face) <= 1.0
@@ -312,6 +320,89 @@ def test_pooling_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown pooling"):
         train_cnn([tmp_path], "mobilenet_v2", tmp_path / "m", tmp_path / "c",
                   head="probe", pooling="max")
+    with pytest.raises(ValueError, match="resolution copies train the probe"):
+        train_cnn([tmp_path], "mobilenet_v2", tmp_path / "m", tmp_path / "c",
+                  head="finetune", pooling="last")
+    with pytest.raises(ValueError, match="resolution_copies must be >= 0"):
+        train_cnn([tmp_path], "mobilenet_v2", tmp_path / "m", tmp_path / "c",
+                  resolution_copies=-1)
+
+
+def test_lower_resolution_copies_are_cached_seeded_and_smaller(tmp_path) -> None:
+    dataset = open_dataset(make_folder(tmp_path))
+    samples = [(s, dataset) for s in dataset.samples()]
+    extractor = FeatureExtractor(get_backbone("livenessnet_32"))
+    cache = tmp_path / "cache" / "livenessnet_32.h5"
+    plain = extract_features(samples, extractor, cache, Settings())
+    assert plain.copies == ()
+    table = extract_features(samples, extractor, cache, Settings(), copies=2, seed=3)
+    np.testing.assert_array_equal(table.X["face"], plain.X["face"])  # originals kept
+    assert len(table.copies) == 2
+    for copy in table.copies:
+        assert {s: copy[s].shape for s in SCALES} == {s: plain.X[s].shape for s in SCALES}
+        assert not np.allclose(copy["frame"], plain.X["frame"])
+    assert not np.allclose(table.copies[0]["frame"], table.copies[1]["frame"])
+
+    class Exploding:
+        backbone = extractor.backbone
+
+        def __call__(self, *_: object) -> np.ndarray:
+            raise AssertionError("the cache must be used")
+
+    # cached, and a copy is the same whatever subset of samples is extracted
+    again = extract_features(samples[::-1][:2], Exploding(), cache,  # type: ignore[arg-type]
+                             Settings(), copies=2, seed=3)
+    np.testing.assert_array_equal(again.copies[1]["face"], table.copies[1]["face"][::-1][:2])
+    image = dataset.read_image(samples[0][0])
+    key = f"{dataset.name}/{samples[0][0].key}"
+    face = locate_face(image, Settings())
+    views = lower_resolution_views(image, face, key, 2, 3, 32)
+    np.testing.assert_allclose(extractor(np.stack([views[1]["frame"]]))[0],
+                               table.copies[1]["frame"][0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="copies must be >= 0"):
+        extract_features(samples, extractor, cache, Settings(), copies=-1)
+
+
+def test_scaled_face_moves_box_and_landmarks() -> None:
+    face = locate_face(data.astronaut(), Settings())
+    half = scaled_face(face, 0.5, 0.25)
+    assert (half.box.left, half.box.right) == (round(face.box.left / 2),
+                                               round(face.box.right / 2))
+    assert (half.box.top, half.box.bottom) == (round(face.box.top / 4),
+                                               round(face.box.bottom / 4))
+    np.testing.assert_allclose(np.array(half.landmarks),
+                               np.array(face.landmarks) * [0.5, 0.25])
+    assert half.found == face.found and half.method == face.method
+
+
+def test_probe_trains_on_copies_and_judges_only_the_held_out_originals() -> None:
+    """A shortcut feature that follows the label in the originals but not in the copies
+    (as image size does in the collections) is what the copies take away."""
+    rng = np.random.default_rng(0)
+    n = 300
+    y = np.tile([1, 0], n // 2)
+    colls = np.repeat(np.array(["a", "b", "c"], dtype=object), n // 3)
+    signal = (y[:, None] - 0.5) * 0.8 + rng.normal(0, 1, (n, 4))
+    size = np.where(y == 1, 3.0, -3.0)[:, None] * np.where(colls == "c", -1, 1)[:, None]
+    X = np.concatenate([signal, size + rng.normal(0, 0.1, (n, 1))], axis=1)
+    types = np.where(y == 1, "none", "replay").astype(object)
+    copies = tuple({"frame": np.concatenate([signal + rng.normal(0, 0.1, signal.shape),
+                                             rng.normal(0, 3, (n, 1))], axis=1)}
+                   for _ in range(2))
+    table = FeatureTable({"frame": X}, y, [str(i) for i in range(n)], colls, types, copies)
+    Xf, yf, cf = training_rows(table, ["frame"], colls != "c", True)
+    assert Xf.shape == (3 * 200, 5) and list(yf[:200]) == list(yf[200:400])
+    assert list(cf) == list(np.tile(colls[colls != "c"], 3))
+    without = loco_probe(table, ["frame"], C=1.0, balanced=True)
+    with_copies = loco_probe(table, ["frame"], C=1.0, balanced=True, copies=True)
+    # held out: only the collection's own 100 images are scored
+    assert np.isfinite(with_copies.oof).all() and len(with_copies.oof) == n
+    # the reversed shortcut fools the probe without copies on "c", not with them
+    assert without.per_collection["c"].auc < 0.2
+    assert with_copies.per_collection["c"].auc > 0.6
+    with pytest.raises(ValueError, match="no lower-resolution copies"):
+        loco_probe(FeatureTable({"frame": X}, y, [str(i) for i in range(n)], colls, types),
+                   ["frame"], copies=True)
 
 
 def test_train_command_refuses_fine_tuning_on_stages(tmp_path) -> None:
@@ -324,6 +415,11 @@ def test_train_command_refuses_fine_tuning_on_stages(tmp_path) -> None:
     assert result.exit_code == 2 and "needs --pooling last" in result.output
     result = CliRunner().invoke(train_cnn_command, ["--data", str(tmp_path), "--head",
                                                     "finetune", "--pooling", "last",
+                                                    "--backbone", "livenessnet_32"])
+    assert result.exit_code == 2 and "needs --resolution-copies 0" in result.output
+    result = CliRunner().invoke(train_cnn_command, ["--data", str(tmp_path), "--head",
+                                                    "finetune", "--pooling", "last",
+                                                    "--resolution-copies", "0",
                                                     "--backbone", "livenessnet_32"])
     assert result.exit_code == 1 and "Error: fine-tuning needs an ImageNet backbone" in (
         result.output) and "Traceback" not in result.output

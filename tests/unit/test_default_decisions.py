@@ -38,7 +38,7 @@ def on_a_screen(image: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def default_tests():
     names = default_registry().resolve(None)
-    assert names == ["cnn", "fasnet"]
+    assert names == ["cnn", "fasnet", "quality"]
     return load_tests(names)
 
 

@@ -20,7 +20,7 @@ from common.registry import (
 def test_the_installed_tests_are_registered_through_entry_points():
     registry = default_registry()
     assert {"quality", "cnn", "fasnet", "depth3d"} <= set(registry.names)
-    assert registry.defaults == ("cnn", "fasnet")  # what the shipped fusion recommends
+    assert registry.defaults == ("cnn", "fasnet", "quality")  # what the shipped fusion recommends
     assert registry.queues[0] == FACE_QUEUE and registry.queues[-1] == FUSION_QUEUE
     assert set(registry.test_queues) == set(registry.names)
 
@@ -40,7 +40,7 @@ def test_spec_validation_and_derived_names():
 def test_resolve_orders_dedupes_and_names_every_unknown_test():
     registry = default_registry()
     assert registry.resolve(["cnn", "quality", "cnn"]) == ["cnn", "quality"]
-    assert registry.resolve([]) == ["cnn", "fasnet"]
+    assert registry.resolve([]) == ["cnn", "fasnet", "quality"]
     assert registry.resolve(None, default="depth3d, cnn") == ["depth3d", "cnn"]
     with pytest.raises(UnknownTestError, match="'nope', 'nada'") as info:
         registry.resolve(["nope", "quality", "nada"])

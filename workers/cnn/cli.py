@@ -56,11 +56,15 @@ from workers.cnn.features import POOLINGS
                    "(texture) with it; fine-tuning needs last.")
 @click.option("--balanced/--unbalanced", default=True, show_default=True,
               help="Give every (collection, label) group the same weight in the probe.")
+@click.option("--resolution-copies", default=2, show_default=True, type=click.IntRange(0, 8),
+              help="Train the probe on this many lower-resolution copies of every image too "
+                   "(shorter side 48-200 px, JPEG 60-95; seeded by --seed); fine-tuning "
+                   "needs 0.")
 def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: str | None,
                       out: str, cache_dir: str, C: float, operating_point: str,
                       model_version: str | None, compare: tuple[str, ...], head: str,
                       variants: int, epochs: int, seed: int, scratch: tuple[str, ...],
-                      pooling: str, balanced: bool) -> None:
+                      pooling: str, balanced: bool, resolution_copies: int) -> None:
     """Cache backbone features, validate leave-one-collection-out, write model + card."""
     from workers.cnn.finetune import FitConfig
     from workers.cnn.train import train_cnn
@@ -68,12 +72,16 @@ def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: s
     if head != "probe" and pooling != "last":
         raise click.UsageError(f"--head {head} fine-tunes the last block: it needs "
                                "--pooling last")
+    if head != "probe" and resolution_copies:
+        raise click.UsageError(f"--head {head} has its own augmentation: it needs "
+                               "--resolution-copies 0")
 
     command = ("liveness train cnn " + " ".join(f"--data {shlex.quote(d)}" for d in data)
                + f" --backbone {backbone} --scales {scales} --head {head}"
                + f" --pooling {pooling}" + ("" if balanced else " --unbalanced")
-               + (f" --variants {variants} --epochs {epochs} --seed {seed}"
-                  if head != "probe" else "")
+               + f" --resolution-copies {resolution_copies}"
+               + (f" --variants {variants} --epochs {epochs}" if head != "probe" else "")
+               + (f" --seed {seed}" if head != "probe" or resolution_copies else "")
                + f" --out {shlex.quote(out)}" + "".join(f" --compare {c}" for c in compare)
                + "".join(f" --scratch {c}" for c in scratch))
     try:
@@ -82,7 +90,8 @@ def train_cnn_command(data: tuple[str, ...], backbone: str, scales: str, init: s
                          model_version, command, Path(init) if init else None,
                          compare=compare, head=head, variants=variants,
                          fit=FitConfig(epochs=epochs, seed=seed), scratch=scratch,
-                         pooling=pooling, balanced=balanced)
+                         pooling=pooling, balanced=balanced,
+                         resolution_copies=resolution_copies)
     except (ModelError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"model and card written to {out} ({card.name})", err=True)

@@ -26,11 +26,15 @@ Poolings (what is averaged over the image):
 compiled ``tf.function`` with a fixed input signature (Keras's per-call ``predict`` is
 several times slower on CPU); :func:`extract_features` caches its output per dataset
 sample, backbone and scale in ``<cache>/`` :func:`cache_name` so training heads and
-cross-validation never recompute it.
+cross-validation never recompute it. With ``copies`` it also caches the features of that
+many lower-resolution copies of every image (:func:`common.augment.lower_resolution`,
+seeded per sample and copy), the training copies of the shipped probe.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +43,12 @@ import cv2
 import h5py
 import numpy as np
 
+from common.augment import lower_resolution
 from common.config import Settings
 from common.datasets.base import Sample
 from common.errors import ModelError
 from common.faces import face_crop, locate_face
-from common.result import FaceDetection
+from common.result import FaceBox, FaceDetection
 from workers.cnn.backbones import Backbone
 
 SCALES = ("face", "frame")
@@ -120,25 +125,71 @@ class FeatureExtractor:
         return np.concatenate(out).astype(np.float32)
 
 
+def scaled_face(face: FaceDetection, fx: float, fy: float) -> FaceDetection:
+    """``face`` in an image resized by ``fx`` horizontally and ``fy`` vertically (box
+    rounded to pixels, landmarks scaled)."""
+    box = face.box
+    return dataclasses.replace(
+        face,
+        box=FaceBox(top=round(box.top * fy), right=round(box.right * fx),
+                    bottom=round(box.bottom * fy), left=round(box.left * fx)),
+        landmarks=tuple((x * fx, y * fy) for x, y in face.landmarks))
+
+
+def copy_rng(seed: int, copy: int, key: str) -> np.random.Generator:
+    """The generator of lower-resolution copy ``copy`` of sample ``key``: the same copy
+    whatever the order or subset of samples extracted."""
+    return np.random.default_rng([seed, copy, zlib.crc32(key.encode())])
+
+
+def lower_resolution_views(image: np.ndarray, face: FaceDetection, key: str, copies: int,
+                           seed: int, side: int) -> list[dict[str, np.ndarray]]:
+    """Per copy, the ``side``-pixel view at every scale of a lower-resolution copy of
+    ``image`` (:func:`common.augment.lower_resolution`; the face box scaled with it)."""
+    views = []
+    h, w = image.shape[:2]
+    for copy in range(copies):
+        small = lower_resolution(image, copy_rng(seed, copy, key))
+        moved = scaled_face(face, small.shape[1] / w, small.shape[0] / h)
+        views.append({s: crop_at_scale(small, moved, s, side) for s in SCALES})
+    return views
+
+
 @dataclass(frozen=True)
 class FeatureTable:
-    """Cached features: ``X[scale]`` (N, D) float32, labels (1 bona fide), sample keys."""
+    """Cached features: ``X[scale]`` (N, D) float32, labels (1 bona fide), sample keys;
+    ``copies[k][scale]`` (N, D) the features of each image's lower-resolution copy ``k``
+    (training only; empty unless asked for)."""
 
     X: dict[str, np.ndarray]
     y: np.ndarray
     keys: list[str]
     collections: np.ndarray
     attack_types: np.ndarray
+    copies: tuple[dict[str, np.ndarray], ...] = ()
+
+
+def copy_key(key: str, copy: int, seed: int) -> str:
+    """The cache group of lower-resolution copy ``copy`` (generator seed ``seed``) of
+    sample ``key``."""
+    return f"lowres-{copy}-seed{seed}/{key}"
 
 
 def extract_features(samples: Sequence[tuple[Sample, object]], extractor: FeatureExtractor,
-                     cache: Path, settings: Settings, batch: int = 32) -> FeatureTable:
-    """Features of every ``(sample, dataset)`` at every scale, reusing ``cache``.
+                     cache: Path, settings: Settings, batch: int = 32, copies: int = 0,
+                     seed: int = 0) -> FeatureTable:
+    """Features of every ``(sample, dataset)`` at every scale, reusing ``cache``; with
+    ``copies`` also those of that many lower-resolution copies of each image
+    (:func:`lower_resolution_views`, generators seeded by ``seed``, the sample and the
+    copy).
 
     The cache is one HDF5 file per backbone, a group per dataset sample key (prefixed by
-    the dataset name) holding one vector per scale; samples already there are not
-    recomputed. Images that cannot be read are skipped (and reported by key).
+    the dataset name; a copy's under :func:`copy_key`) holding one vector per scale;
+    samples already there are not recomputed, and the face stage runs once per image.
+    Raises ``ValueError`` for a negative ``copies``.
     """
+    if copies < 0:
+        raise ValueError(f"copies must be >= 0, got {copies}")
     cache.parent.mkdir(parents=True, exist_ok=True)
     side = extractor.backbone.input_side
     rows: list[tuple[str, Sample]] = []
@@ -147,26 +198,41 @@ def extract_features(samples: Sequence[tuple[Sample, object]], extractor: Featur
         for sample, dataset in samples:
             key = f"{dataset.name}/{sample.key}"  # type: ignore[attr-defined]
             rows.append((key, sample))
-            if key not in store:
+            wanted = [key] + [copy_key(key, k, seed) for k in range(copies)]
+            if any(name not in store for name in wanted):
                 todo.append((key, sample, dataset))
         for start in range(0, len(todo), batch):
             chunk = todo[start:start + batch]
+            names: list[str] = []
             crops: dict[str, list[np.ndarray]] = {s: [] for s in SCALES}
-            for _, sample, dataset in chunk:
+            for key, sample, dataset in chunk:
                 image = dataset.read_image(sample)  # type: ignore[attr-defined]
                 face = locate_face(image, settings)
-                for scale in SCALES:
-                    crops[scale].append(crop_at_scale(image, face, scale, side))
+                views = [{s: crop_at_scale(image, face, s, side) for s in SCALES}]
+                views += lower_resolution_views(image, face, key, copies, seed, side)
+                for k, view in enumerate(views):
+                    names.append(key if k == 0 else copy_key(key, k - 1, seed))
+                    for scale in SCALES:
+                        crops[scale].append(view[scale])
             feats = {s: extractor(np.stack(c)) for s, c in crops.items()}
-            for i, (key, _, _) in enumerate(chunk):
-                group = store.create_group(key)
+            for i, name in enumerate(names):
+                if name in store:
+                    del store[name]
+                group = store.create_group(name)
                 for scale in SCALES:
                     group.create_dataset(scale, data=feats[scale][i])
-        X = {s: np.stack([store[k][s][()] for k, _ in rows]) for s in SCALES}
+
+        def stacked(group: object) -> dict[str, np.ndarray]:
+            return {s: np.stack([store[group(k)][s][()]  # type: ignore[operator]
+                                 for k, _ in rows]) for s in SCALES}
+
+        X = stacked(lambda k: k)
+        extra = tuple(stacked(lambda k, c=c: copy_key(k, c, seed)) for c in range(copies))
     return FeatureTable(
         X=X,
         y=np.array([s.label for _, s in rows], dtype=int),
         keys=[k for k, _ in rows],
         collections=np.array([s.collection for _, s in rows], dtype=object),
         attack_types=np.array([s.attack_type for _, s in rows], dtype=object),
+        copies=extra,
     )

@@ -91,35 +91,51 @@ def loco(y: np.ndarray, attack_types: np.ndarray, collections: np.ndarray,
     return {name: LocoResult(reports.get(name, {}), scores) for name, scores in oof.items()}
 
 
-XyFit = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-                 tuple[np.ndarray, np.ndarray]]
+#: ``fit(X, y, collections)`` → a function giving P(live) (M,) of features (M, D).
+Fit = Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
 
 
-def _loco(table: FeatureTable, scales: Sequence[str], operating_point: str,
-          fit_scores: XyFit) -> LocoResult:
-    """:func:`loco` of one model on the concatenated features of ``scales``:
-    ``fit_scores(X_train, y_train, collections_train, X_test)`` → (training, held-out)
-    P(live)."""
+def training_rows(table: FeatureTable, scales: Sequence[str], rows: np.ndarray,
+                  copies: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, collections) to fit on: the ``rows`` (boolean mask) of the concatenated
+    features of ``scales``, followed with ``copies`` by the same rows of each of the
+    table's lower-resolution copies (same labels and collections)."""
+    views = [table.X] + (list(table.copies) if copies else [])
+    X = np.concatenate([np.concatenate([v[s] for s in scales], axis=1)[rows] for v in views])
+    return (X, np.tile(table.y[rows], len(views)),
+            np.tile(table.collections[rows], len(views)))
+
+
+def _loco(table: FeatureTable, scales: Sequence[str], operating_point: str, fit: Fit,
+          copies: bool = False) -> LocoResult:
+    """:func:`loco` of one model on the concatenated features of ``scales``, fitted by
+    ``fit`` on the training collections (and, with ``copies``, their lower-resolution
+    copies); its threshold comes from its scores on the training collections' own images,
+    and only the held-out collection's own images are scored."""
     X = np.concatenate([table.X[s] for s in scales], axis=1)
-    y = table.y
 
     def by_mask(train: np.ndarray, test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {"model": fit_scores(X[train], y[train], table.collections[train], X[test])}
+        predict = fit(*training_rows(table, scales, train, copies))
+        return {"model": (predict(X[train]), predict(X[test]))}
 
-    return loco(y, table.attack_types, table.collections, operating_point, by_mask)["model"]
+    return loco(table.y, table.attack_types, table.collections, operating_point,
+                by_mask)["model"]
 
 
 def loco_probe(table: FeatureTable, scales: Sequence[str], operating_point: str = "eer",
-               C: float = 0.1, balanced: bool = False) -> LocoResult:
+               C: float = 0.1, balanced: bool = False, copies: bool = False) -> LocoResult:
     """Leave-one-collection-out evaluation of a probe on the features of ``scales``
-    (``balanced``: collection-balanced sample weights, :func:`fit_probe`)."""
-    def fit_scores(xtr: np.ndarray, ytr: np.ndarray, ctr: np.ndarray, xte: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        model = fit_probe(xtr, ytr, C, ctr if balanced else None)
-        return (model.predict_proba(xtr)[:, 1],  # type: ignore[attr-defined]
-                model.predict_proba(xte)[:, 1])  # type: ignore[attr-defined]
+    (``balanced``: collection-balanced sample weights, :func:`fit_probe`; ``copies``:
+    trained on the table's lower-resolution copies too). Raises ``ValueError`` when
+    ``copies`` is asked of a table without them."""
+    if copies and not table.copies:
+        raise ValueError("the feature table has no lower-resolution copies")
 
-    return _loco(table, scales, operating_point, fit_scores)
+    def fit(x: np.ndarray, y: np.ndarray, c: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        model = fit_probe(x, y, C, c if balanced else None)
+        return lambda z: model.predict_proba(z)[:, 1]  # type: ignore[attr-defined]
+
+    return _loco(table, scales, operating_point, fit, copies)
 
 
 def seed_head(dim: int, seed: int = 0) -> object:
@@ -145,17 +161,15 @@ def loco_seed_head(table: FeatureTable, scales: Sequence[str], operating_point: 
                    epochs: int = 15) -> LocoResult:
     """Leave-one-collection-out evaluation of :func:`seed_head` on standardised features
     (Adam 1e-3, batch 64, ``epochs``; threshold on the training collections' scores)."""
-    def fit_scores(xtr: np.ndarray, ytr: np.ndarray, _: np.ndarray, xte: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        mean, std = xtr.mean(0), xtr.std(0) + 1e-6
-        xtr, xte = (xtr - mean) / std, (xte - mean) / std
-        model = seed_head(xtr.shape[1])
-        model.fit(xtr, ytr, epochs=epochs, batch_size=64, verbose=0)  # type: ignore[attr-defined]
+    def fit(x: np.ndarray, y: np.ndarray, _: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        model = seed_head(x.shape[1])
+        model.fit((x - mean) / std, y, epochs=epochs, batch_size=64,  # type: ignore[attr-defined]
+                  verbose=0)
         # batch evaluation of whole folds (not a per-image serving path)
-        return (model.predict(xtr, verbose=0)[:, 0],  # type: ignore[attr-defined]
-                model.predict(xte, verbose=0)[:, 0])  # type: ignore[attr-defined]
+        return lambda z: model.predict((z - mean) / std, verbose=0)[:, 0]  # type: ignore[attr-defined]
 
-    return _loco(table, scales, operating_point, fit_scores)
+    return _loco(table, scales, operating_point, fit)
 
 
 def summary_row(result: LocoResult) -> dict[str, float]:

@@ -58,7 +58,13 @@ from workers.cnn.model import (
     fold_standardised_logistic,
     save_model_folder,
 )
-from workers.cnn.probe import fit_probe, loco_probe, loco_seed_head, summary_row
+from workers.cnn.probe import (
+    fit_probe,
+    loco_probe,
+    loco_seed_head,
+    summary_row,
+    training_rows,
+)
 from workers.cnn.scratch import loco_scratch
 
 CARD = "MODEL_CARD.md"
@@ -78,7 +84,7 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
               seed_head_row: bool = True, compare: Sequence[str] = (), head: str = "probe",
               variants: int = 1, fit: FitConfig | None = None,
               scratch: Sequence[str] = (), pooling: str = "stages",
-              balanced: bool = True) -> Path:
+              balanced: bool = True, resolution_copies: int = 2) -> Path:
     """Train, validate and write ``out/`` (model.json, model.tflite, MODEL_CARD.md, plots).
 
     ``head``: ``"probe"`` (frozen backbone, logistic head), ``"finetune"`` (last block
@@ -89,21 +95,30 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     scale (:mod:`workers.cnn.scratch`). ``pooling``: what the probe reads
     (:data:`workers.cnn.features.POOLINGS`; fine-tuning needs ``last``); ``balanced``:
     every (collection, label) group weighs the same in the probe
-    (:func:`workers.cnn.probe.collection_balanced_weights`). With ``stages`` the card also
-    has the last-map rows, and with ``balanced`` the unweighted row, of the chosen input.
+    (:func:`workers.cnn.probe.collection_balanced_weights`); ``resolution_copies``: the
+    probe is also trained on that many lower-resolution copies of every image
+    (:func:`common.augment.lower_resolution`; validated on the held-out collection's own
+    images only). With ``stages`` the card also has the last-map rows, with ``balanced``
+    the unweighted row, and with copies the row without them, of the chosen input.
 
     The card's table has every scale and their combination for the trained backbone and
     for each backbone in ``compare`` (frozen, same head), the seed's dense head on the
     shipped features (``seed_head_row``), and each backbone's latency per crop (compiled
     ``tf.function``, one core) and float32 size. Returns the card's path. Raises
     :class:`common.errors.ModelError` for an unknown backbone or missing weights,
-    ``ValueError`` for an unknown scale or pooling, or fine-tuning with ``stages``.
+    ``ValueError`` for an unknown scale or pooling, fine-tuning with ``stages`` or
+    resolution copies, or a negative number of copies.
     """
+    if resolution_copies < 0:
+        raise ValueError(f"resolution_copies must be >= 0, got {resolution_copies}")
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
     if head != "probe" and pooling != "last":
         raise ValueError("fine-tuning serves the last map only: use pooling 'last' with "
                          f"head {head!r}")
+    if head != "probe" and resolution_copies:
+        raise ValueError("resolution copies train the probe: use --resolution-copies 0 with "
+                         f"head {head!r} (fine-tuning has its own augmentation)")
     unknown = [s for s in scales if s not in SCALES]
     if unknown:
         raise ValueError(f"unknown scales {unknown}; choose from {SCALES}")
@@ -120,7 +135,8 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
         samples += [(s, dataset) for s in dataset.samples()]
     extractor = FeatureExtractor(backbone, init, pooling)
     table = extract_features(samples, extractor, cache_dir / cache_name(backbone, pooling),
-                             get_settings())
+                             get_settings(), copies=resolution_copies, seed=fit.seed)
+    copies = resolution_copies > 0
     rows: dict[str, tuple[object, str]] = {}  # label → (LOCO result, cost)
     chosen = "+".join(scales)
     cost_shipped = _cost(extractor)  # measured once: every row of this extractor shows it
@@ -135,13 +151,17 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
         combos = [(s,) for s in SCALES] + [tuple(SCALES)]
         if name == backbone.name and tuple(scales) not in combos:
             combos.append(tuple(scales))
+        with_copies = copies and name == backbone.name
         for combo in combos:
-            rows[_label(name, combo, pool, balanced)] = (
-                loco_probe(feats, combo, operating_point, C, balanced), cost)
-    result = rows[_label(backbone.name, scales, pooling, balanced)][0]
+            rows[_label(name, combo, pool, balanced, resolution_copies * with_copies)] = (
+                loco_probe(feats, combo, operating_point, C, balanced, with_copies), cost)
+    result = rows[_label(backbone.name, scales, pooling, balanced, resolution_copies)][0]
+    if copies:
+        rows[_label(backbone.name, scales, pooling, balanced, 0)] = (
+            loco_probe(table, scales, operating_point, C, balanced), cost_shipped)
     if balanced:
-        rows[_label(backbone.name, scales, pooling, False)] = (
-            loco_probe(table, scales, operating_point, C, False), cost_shipped)
+        rows[_label(backbone.name, scales, pooling, False, resolution_copies)] = (
+            loco_probe(table, scales, operating_point, C, False, copies), cost_shipped)
     if pooling != "last":
         last = FeatureExtractor(backbone, init, "last")
         last_table = extract_features(samples, last, cache_dir / cache_name(backbone, "last"),
@@ -172,15 +192,18 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
         notes = (f"last block ({SPLIT_LAYERS[backbone.name]} on) fine-tuned per scale, "
                  f"{variants} camera chain(s) + simulated recapture, epochs {epochs}")
     else:
-        final = fit_probe(np.concatenate([table.X[s] for s in scales], axis=1), table.y, C,
-                          table.collections if balanced else None)
+        X, y, fitted_collections = training_rows(table, scales, np.ones(len(table.y), bool),
+                                                 copies)
+        final = fit_probe(X, y, C, fitted_collections if balanced else None)
         weights, bias = fold_standardised_logistic(final)
         model = build_scoring_model(backbone, [extractor.trunk] * len(scales), scales,
                                     np.split(weights, len(scales)), bias)
         notes = ("frozen ImageNet backbone, "
                  + ("every stage's map pooled" if pooling == "stages" else "last map pooled")
                  + " + standardised logistic head"
-                 + (", collection-balanced sample weights" if balanced else ""))
+                 + (", collection-balanced sample weights" if balanced else "")
+                 + (f", trained with {resolution_copies} lower-resolution copies of every "
+                    "image" if copies else ""))
     pooled = evaluate(result.oof, table.y, table.attack_types,
                       operating_point=operating_point)
     shipped = reports_at_threshold(result.oof, table.y, table.attack_types,
@@ -207,7 +230,8 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
              for _ in scales]
     save_model_folder(out, model, info, backbone, scales,
                       {"head": head, "C": C, "init": str(init or ""), "variants": variants,
-                       "pooling": pooling, "balanced": balanced},
+                       "pooling": pooling, "balanced": balanced,
+                       "resolution_copies": resolution_copies},
                       check_inputs=check)
     report_paths = write_report(pooled, out / "evaluation", f"cnn {info.name}: pooled "
                                 "leave-one-collection-out scores", result.oof, table.y,
@@ -220,11 +244,13 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
     return card
 
 
-def _label(backbone: str, scales: Sequence[str], pooling: str, balanced: bool) -> str:
+def _label(backbone: str, scales: Sequence[str], pooling: str, balanced: bool,
+           copies: int = 0) -> str:
     """The card's row name of a frozen probe."""
     return (f"{backbone} frozen, {'+'.join(scales)}"
             + (", every stage pooled" if pooling == "stages" else ", last map")
-            + (", collection-balanced" if balanced else ""))
+            + (", collection-balanced" if balanced else "")
+            + (f", + {copies} lower-resolution copies" if copies else ""))
 
 
 def _better(a: Any, b: Any) -> bool:

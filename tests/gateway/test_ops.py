@@ -58,7 +58,7 @@ def test_readyz_is_503_without_workers(client):
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "unavailable" and body["checks"]["redis"] == "ok"
-    assert body["checks"]["missing"] == ["face", "cnn", "fasnet", "fusion"]  # the defaults
+    assert body["checks"]["missing"] == ["face", "cnn", "fasnet", "quality", "fusion"]  # defaults
 
 
 def test_metrics_exposition_parses_and_counts(app, client, db):
@@ -81,7 +81,8 @@ def test_metrics_exposition_parses_and_counts(app, client, db):
     assert values[("liveness_queue_depth", (("queue", "face"),))] == 1
     assert values[("liveness_queue_depth", (("queue", "cnn"),))] == 1      # the defaults
     assert values[("liveness_queue_depth", (("queue", "fasnet"),))] == 1
-    assert values[("liveness_queue_depth", (("queue", "quality"),))] == 0
+    assert values[("liveness_queue_depth", (("queue", "quality"),))] == 1
+    assert values[("liveness_queue_depth", (("queue", "depth3d"),))] == 0  # not a default
     assert values[("liveness_stage_runs_total", (("stage", "face_detections"),))] == 4
     assert values[("liveness_test_outcomes_total",
                    (("outcome", "ok"), ("test", "quality")))] == 3

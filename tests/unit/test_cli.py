@@ -231,9 +231,10 @@ def test_liveness_tests_lists_the_registry(plugin_on_path):
                                 env={"LIVENESS_MODELS_DIR": str(plugin_on_path.models_dir)})
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
-    assert rows["quality"]["default"] is False and rows["quality"]["model"].startswith("wiqa")
+    assert rows["quality"]["default"] is True and rows["quality"]["model"].startswith("wiqa")
     assert rows["cnn"]["default"] is True and rows["fasnet"]["default"] is True
     assert rows["brightness"]["queue"] == "brightness" and rows["brightness"]["default"] is False
+    assert rows["depth3d"]["default"] is False
     assert rows["cnn"]["model"].startswith("unavailable")
 
 

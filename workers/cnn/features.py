@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,9 +222,8 @@ def extract_features(samples: Sequence[tuple[Sample, object]], extractor: Featur
                 for scale in SCALES:
                     group.create_dataset(scale, data=feats[scale][i])
 
-        def stacked(group: object) -> dict[str, np.ndarray]:
-            return {s: np.stack([store[group(k)][s][()]  # type: ignore[operator]
-                                 for k, _ in rows]) for s in SCALES}
+        def stacked(group: Callable[[str], str]) -> dict[str, np.ndarray]:
+            return {s: np.stack([store[group(k)][s][()] for k, _ in rows]) for s in SCALES}
 
         X = stacked(lambda k: k)
         extra = tuple(stacked(lambda k, c=c: copy_key(k, c, seed)) for c in range(copies))

@@ -119,6 +119,7 @@ def test_train_writes_a_model_the_scorer_serves(tmp_path) -> None:
                      compare=["mobilenet_v2_035_96"], head="probe")
     text = card.read_text()
     assert "Leave-one-collection-out" in text and "seed dense head" in text
+    assert "NUAA" not in text  # the card names the licences of the data it was trained on
     # the default: every stage pooled, collection-balanced, two lower-resolution copies;
     # beside it the rows without copies, the last map and the unweighted probe; a compared
     # backbone without stages on its last map

@@ -322,8 +322,10 @@ def _card(info: ModelInfo, backbone: str, init: str, scales: Sequence[str], rows
         "",
         "**For evaluation and demonstration only.** Trained on "
         + ", ".join(f"`{p}`" for p in info.trained_on)
-        + " (the licences of the data apply: `../shared/data`'s NUAA is for non-commercial "
-        "research, its small replay and webcam collections carry no licence).",
+        + (" (the licences of the data apply: `../shared/data`'s NUAA is for non-commercial "
+           "research, its small replay and webcam collections carry no licence)."
+           if any("nuaa" in str(p).lower() for p in info.trained_on)
+           else " (the licences of the data apply)."),
         "",
         "## Leave-one-collection-out (each collection held out in turn; head and threshold "
         "fitted on the others)",

@@ -38,6 +38,17 @@ FEATURE_DIMS = {"mobilenet_v2": 1280, "efficientnet_lite0": 1280, "resnet50": 20
                 "mobilenet_v2_035_96": 1280, "livenessnet_32": 32}
 
 
+class CacheOnly:
+    """An extractor with ``extractor``'s backbone that fails if it is ever run: the
+    features must all come from the cache."""
+
+    def __init__(self, extractor: FeatureExtractor) -> None:
+        self.backbone = extractor.backbone
+
+    def __call__(self, *_: object) -> np.ndarray:
+        raise AssertionError("the cache must be used")
+
+
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_backbone_builds_and_extracts(name: str) -> None:
     backbone = get_backbone(name)
@@ -78,13 +89,8 @@ def test_feature_cache_is_reused(tmp_path) -> None:
     assert first.X["face"].shape == (5, 32) and list(first.y) == [1, 1, 1, 0, 0]
     assert set(first.collections) == {"c1", "c2"}
 
-    class Exploding:
-        backbone = extractor.backbone
-
-        def __call__(self, *_: object) -> np.ndarray:
-            raise AssertionError("the cache must be used")
-
-    again = extract_features(samples, Exploding(), cache, Settings())  # type: ignore[arg-type]
+    again = extract_features(samples, CacheOnly(extractor), cache,  # type: ignore[arg-type]
+                             Settings())
     np.testing.assert_array_equal(again.X["frame"], first.X["frame"])
 
 
@@ -344,15 +350,9 @@ def test_lower_resolution_copies_are_cached_seeded_and_smaller(tmp_path) -> None
         assert not np.allclose(copy["frame"], plain.X["frame"])
     assert not np.allclose(table.copies[0]["frame"], table.copies[1]["frame"])
 
-    class Exploding:
-        backbone = extractor.backbone
-
-        def __call__(self, *_: object) -> np.ndarray:
-            raise AssertionError("the cache must be used")
-
     # cached, and a copy is the same whatever subset of samples is extracted
-    again = extract_features(samples[::-1][:2], Exploding(), cache,  # type: ignore[arg-type]
-                             Settings(), copies=2, seed=3)
+    again = extract_features(samples[::-1][:2], CacheOnly(extractor),  # type: ignore[arg-type]
+                             cache, Settings(), copies=2, seed=3)
     np.testing.assert_array_equal(again.copies[1]["face"], table.copies[1]["face"][::-1][:2])
     image = dataset.read_image(samples[0][0])
     key = f"{dataset.name}/{samples[0][0].key}"

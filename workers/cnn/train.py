@@ -153,7 +153,8 @@ def train_cnn(data_dirs: Sequence[Path], backbone_name: str, out: Path, cache_di
             combos.append(tuple(scales))
         with_copies = copies and name == backbone.name
         for combo in combos:
-            rows[_label(name, combo, pool, balanced, resolution_copies * with_copies)] = (
+            rows[_label(name, combo, pool, balanced,
+                        resolution_copies if with_copies else 0)] = (
                 loco_probe(feats, combo, operating_point, C, balanced, with_copies), cost)
     result = rows[_label(backbone.name, scales, pooling, balanced, resolution_copies)][0]
     if copies:

@@ -49,6 +49,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from common.datasets import open_dataset
+from common.errors import DatasetError, ImageError, ModelError
 from common.evaluation.oof import FILE, read_oof_scores
 from common.faces import locate_face
 
@@ -152,19 +153,38 @@ def backbone_features(images: list[np.ndarray], cnn_folder: Path) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, action="append", required=True)
-    parser.add_argument("--collection", required=True)
-    parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--folds", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, action="append", required=True,
+                        help="a dataset folder (repeat for each set; the collections come "
+                             "from its TSV's collection column)")
+    parser.add_argument("--collection", required=True,
+                        help="the collection to explain, e.g. psi_lestari15")
+    parser.add_argument("--models", type=Path, default=Path("models"),
+                        help="the model folders whose out-of-fold scores and CNN "
+                             "backbone are used (default: models)")
+    parser.add_argument("--folds", type=int, default=5,
+                        help="folds of consecutive frames per label inside the "
+                             "collection (default: 5)")
     args = parser.parse_args()
+    if args.folds < 2:
+        parser.error("--folds must be at least 2")
     cv2.setNumThreads(1)
 
     keys, labels, collections, means, images = [], [], [], [], []
+    unreadable = 0
     for root in args.data:
-        dataset = open_dataset(root)
-        for sample in dataset.samples():
-            image = dataset.read_image(sample)
+        try:
+            dataset = open_dataset(root)
+            samples = dataset.samples()
+        except DatasetError as exc:
+            parser.error(str(exc))
+        for sample in samples:
+            try:
+                image = dataset.read_image(sample)
+            except (DatasetError, ImageError):
+                unreadable += 1
+                continue
             keys.append(f"{dataset.name}/{sample.key}")
             labels.append(int(sample.label))
             collections.append(sample.collection)
@@ -172,11 +192,13 @@ def main() -> None:
             if sample.collection == args.collection:
                 images.append((keys[-1], int(sample.label), image))
     if not images:
-        parser.error(f"no image of collection {args.collection!r} in {args.data}")
+        parser.error(f"no image of collection {args.collection!r} in the --data folders; "
+                     f"they hold {', '.join(sorted(set(collections))) or 'none'}")
     y, coll, colour = np.array(labels), np.array(collections, dtype=object), np.array(means)
     mine = coll == args.collection
     print(f"{args.collection}: {int(y[mine].sum())} bona fide, {int((~y[mine].astype(bool)).sum())}"
-          f" attack presentations; {len(set(collections))} collections, {len(y)} images")
+          f" attack presentations; {len(set(collections))} collections, {len(y)} images"
+          f" ({unreadable} unreadable, left out)")
 
     usable = {key: locate_face(image).usable for key, _, image in images}
     print(f"\n1. held out (out-of-fold scores); face stage accepts {sum(usable.values())}"
@@ -195,7 +217,10 @@ def main() -> None:
 
     own_y = np.array([label for _, label, _ in images])
     order = np.array([file_number(key) for key, _, _ in images])
-    features = backbone_features([image for _, _, image in images], args.models / "cnn")
+    try:
+        features = backbone_features([image for _, _, image in images], args.models / "cnn")
+    except ModelError as exc:
+        parser.error(f"the CNN model folder: {exc}")
     print(f"\n2. inside the collection ({args.folds} consecutive folds per label): backbone "
           f"features AUC {within_collection_auc(features, own_y, order, args.folds):.3f}")
 

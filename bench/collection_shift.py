@@ -46,12 +46,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cv2
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from common.datasets import open_dataset
 from common.errors import DatasetError, ImageError, ModelError
 from common.evaluation.oof import FILE, read_oof_scores
 from common.faces import locate_face
+from workers.cnn.probe import collection_balanced_weights
 
 #: The out-of-fold score files of the shipped tests and the fusion, under ``--models``.
 OOF_FILES = {"cnn": f"cnn/evaluation/{FILE}", "fasnet": f"fasnet/evaluation/{FILE}",
@@ -96,10 +100,6 @@ def within_collection_auc(features: np.ndarray, labels: np.ndarray, order: np.nd
                           folds: int = 5, C: float = 0.1) -> float:
     """AUC of a standardised logistic regression (``C``) on ``features`` (N, D) scored
     out of fold over :func:`consecutive_folds`."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     fold = consecutive_folds(labels, order, folds)
     scores = np.zeros(len(labels))
     for k in range(folds):
@@ -120,12 +120,6 @@ def held_out_colour_auc(means: np.ndarray, labels: np.ndarray,
                         collections: np.ndarray) -> dict[str, float]:
     """Leave-one-collection-out AUC per collection of a collection-balanced logistic
     regression on the colour means (N, 3), each fitted on every other collection."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from workers.cnn.probe import collection_balanced_weights
-
     out = {}
     for held_out in sorted(set(collections.tolist())):
         train = collections != held_out
@@ -221,8 +215,12 @@ def main() -> None:
         features = backbone_features([image for _, _, image in images], args.models / "cnn")
     except ModelError as exc:
         parser.error(f"the CNN model folder: {exc}")
+    try:
+        inside = within_collection_auc(features, own_y, order, args.folds)
+    except ValueError as exc:
+        parser.error(f"--collection {args.collection}: {exc}")
     print(f"\n2. inside the collection ({args.folds} consecutive folds per label): backbone "
-          f"features AUC {within_collection_auc(features, own_y, order, args.folds):.3f}")
+          f"features AUC {inside:.3f}")
 
     print("\n3. colour cast: AUC of each mean per collection (bona fide positive)")
     print(f"{'collection':28s} " + " ".join(f"{n:>5s}" for n in COLOUR_NAMES))

@@ -47,14 +47,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from common.datasets import open_dataset
 from common.errors import DatasetError, ImageError, ModelError
+from common.evaluation import metrics
 from common.evaluation.oof import FILE, read_oof_scores
-from common.faces import locate_face
+from common.faces import FaceDetection, locate_face
 from workers.cnn.probe import collection_balanced_weights
 
 #: The out-of-fold score files of the shipped tests and the fusion, under ``--models``.
@@ -66,11 +66,11 @@ COLOUR_NAMES = ("Y", "Cr", "Cb")
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC with bona fide (label 1) positive; NaN when only one label is present."""
-    labels = np.asarray(labels)
-    if len(set(labels.tolist())) < 2:
+    """:func:`common.evaluation.metrics.auc` (bona fide, label 1, positive), NaN instead
+    of an error when only one label is present."""
+    if len(np.unique(labels)) < 2:
         return float("nan")
-    return float(roc_auc_score(labels, scores))
+    return metrics.auc(scores, labels)
 
 
 def file_number(key: str) -> int:
@@ -130,20 +130,21 @@ def held_out_colour_auc(means: np.ndarray, labels: np.ndarray,
     return out
 
 
-def backbone_features(images: list[np.ndarray], cnn_folder: Path) -> np.ndarray:
-    """Features (N, D) float32 of whole images (RGB uint8) from the backbone and pooling
-    the CNN model in ``cnn_folder`` names (``model.json`` params)."""
+def backbone_features(images: list[tuple[np.ndarray, FaceDetection]],
+                      cnn_folder: Path) -> np.ndarray:
+    """Features (N, D) float32 of the "frame" view (the whole image; RGB uint8 images
+    with their face) from the backbone and pooling the CNN model in ``cnn_folder``
+    names (``model.json`` params)."""
     from common.modelfolder import read_model_folder
     from workers.cnn.backbones import get_backbone
-    from workers.cnn.features import FeatureExtractor
+    from workers.cnn.features import FeatureExtractor, crop_at_scale
 
     params = read_model_folder(cnn_folder).get("params", {})
     backbone = get_backbone(params.get("backbone", "efficientnet_lite0"))
     extractor = FeatureExtractor(backbone, pooling=params.get("pooling", "stages"))
     side = backbone.input_side
-    # the "frame" view of workers.cnn.features.crop_at_scale: the whole image, area-resized
-    return extractor(np.stack([cv2.resize(np.ascontiguousarray(im), (side, side),
-                                          interpolation=cv2.INTER_AREA) for im in images]))
+    return extractor(np.stack([crop_at_scale(image, face, "frame", side)
+                               for image, face in images]))
 
 
 def main() -> None:
@@ -194,7 +195,8 @@ def main() -> None:
           f" attack presentations; {len(set(collections))} collections, {len(y)} images"
           f" ({unreadable} unreadable, left out)")
 
-    usable = {key: locate_face(image).usable for key, _, image in images}
+    faces = [locate_face(image) for _, _, image in images]
+    usable = {key: face.usable for (key, _, _), face in zip(images, faces, strict=True)}
     print(f"\n1. held out (out-of-fold scores); face stage accepts {sum(usable.values())}"
           f" of {len(usable)}")
     print(f"{'test':8s} {'AUC all':>8s} {'AUC accepted':>13s}")
@@ -212,7 +214,8 @@ def main() -> None:
     own_y = np.array([label for _, label, _ in images])
     order = np.array([file_number(key) for key, _, _ in images])
     try:
-        features = backbone_features([image for _, _, image in images], args.models / "cnn")
+        features = backbone_features([(image, face) for (_, _, image), face
+                                      in zip(images, faces, strict=True)], args.models / "cnn")
     except ModelError as exc:
         parser.error(f"the CNN model folder: {exc}")
     try:
